@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dicomshield/dicomshield/internal/dicom"
@@ -102,9 +104,12 @@ func BuildRQ(o *DialOptions) *ul.AssociateRQ {
 		rq.User.ImplementationVersion = ImplementationVersionName
 	}
 	rq.User.Identity = o.Identity
+	roles := map[string]bool{}
 	for i, p := range o.Contexts {
 		rq.Contexts = append(rq.Contexts, ul.PresentationContext{ID: byte(2*i + 1), AbstractSyntax: p.AbstractSyntax, TransferSyntaxes: p.TransferSyntaxes})
-		if p.SCPRole {
+		// PS3.7 D.3.3.4: one role selection item per SOP class.
+		if p.SCPRole && !roles[p.AbstractSyntax] {
+			roles[p.AbstractSyntax] = true
 			rq.User.Roles = append(rq.User.Roles, ul.RoleSelection{SOPClassUID: p.AbstractSyntax, SCU: true, SCP: true})
 		}
 	}
@@ -141,9 +146,34 @@ func Dial(ctx context.Context, addr string, o *DialOptions) (*Client, error) {
 	a, err := ul.Request(nc, BuildRQ(o), &o.UL)
 	stop()
 	if err != nil {
+		if o.TLS != nil {
+			return nil, tlsRefusal(addr, err)
+		}
 		return nil, err
 	}
 	return &Client{c: newConn(a), a: a, ac: a.AC()}, nil
+}
+
+// tlsRefusal explains a failure right after a TLS handshake. In TLS 1.3
+// the server checks the client certificate after the client finished its
+// side of the handshake, so a refused certificate shows up as an alert or
+// as a reset on the first write of the association request.
+func tlsRefusal(addr string, err error) error {
+	var rj *ul.RejectedError
+	var ab *ul.AbortError
+	var pe *ul.ProtocolError
+	if errors.As(err, &rj) || errors.As(err, &ab) || errors.As(err, &pe) {
+		return err
+	}
+	if strings.Contains(err.Error(), "remote error: tls:") {
+		return fmt.Errorf("dimse: TLS with %s: the server refused the connection: %w", addr, err)
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ul.ErrAborted) {
+		return fmt.Errorf("dimse: TLS with %s: the server closed the connection right after the handshake, "+
+			"which is how a server refuses a client certificate: %w", addr, err)
+	}
+	return err
 }
 
 // Association returns the underlying association (negotiated contexts,
@@ -273,33 +303,34 @@ func (cl *Client) serveStore(cmd *Command, ctxID byte, onStore func(*Request, io
 // are also an error.
 func (cl *Client) Store(ctx context.Context, sopClass, sopInstance, ts string, data io.Reader) (uint16, error) {
 	defer cl.watch(ctx)()
-	st, err := cl.store(ctx, sopClass, sopInstance, ts, data, nil)
+	rsp, err := cl.storeRSP(ctx, sopClass, sopInstance, ts, data, nil)
 	if err != nil {
-		return st, err
+		return 0, err
 	}
-	if k := Kind(st); k == KindFailure || k == KindCancel {
-		return st, &StatusError{Op: "C-STORE", Status: st}
-	}
-	return st, nil
+	return rsp.Status, statusErr("C-STORE", rsp)
 }
 
 func (cl *Client) store(ctx context.Context, sopClass, sopInstance, ts string, data io.Reader, extra *Command) (uint16, error) {
-	id, _, err := cl.contextFor(sopClass, ts)
+	rsp, err := cl.storeRSP(ctx, sopClass, sopInstance, ts, data, extra)
 	if err != nil {
 		return 0, err
+	}
+	return rsp.Status, nil
+}
+
+func (cl *Client) storeRSP(ctx context.Context, sopClass, sopInstance, ts string, data io.Reader, extra *Command) (*Command, error) {
+	id, _, err := cl.contextFor(sopClass, ts)
+	if err != nil {
+		return nil, err
 	}
 	rq := &Command{Field: CStoreRQ, MessageID: cl.c.nextMessageID(), AffectedSOPClass: sopClass, AffectedSOPInstance: sopInstance, Priority: PriorityMedium}
 	if extra != nil && extra.HasMoveOriginator {
 		rq.HasMoveOriginator, rq.MoveOriginatorAE, rq.MoveOriginatorID = true, extra.MoveOriginatorAE, extra.MoveOriginatorID
 	}
 	if err := cl.c.send(id, rq, data); err != nil {
-		return 0, err
+		return nil, err
 	}
-	rsp, err := cl.response(rq, nil)
-	if err != nil {
-		return 0, err
-	}
-	return rsp.Status, nil
+	return cl.response(rq, nil)
 }
 
 // ErrStop, returned by a Find callback, cancels the query with C-CANCEL.
@@ -402,7 +433,7 @@ func (cl *Client) retrieve(ctx context.Context, field uint16, model, dest string
 		if Kind(rsp.Status) == KindPending {
 			continue
 		}
-		return rsp.SubOps, statusErr(CommandName(field), rsp)
+		return rsp.SubOps, statusErr(CommandName(field)[:5], rsp)
 	}
 }
 

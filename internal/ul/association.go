@@ -102,6 +102,7 @@ type Association struct {
 	state   State
 	scratch []byte // receive buffer, reused across PDUs
 	wbuf    []byte
+	pdvBuf  []byte // fragment buffer of PDVWriter, reused across messages
 }
 
 // deadlineReader resets the read deadline before every read, so that the
@@ -127,8 +128,9 @@ func Accept(conn net.Conn, cfg *Config, decide func(*AssociateRQ) (*AssociateAC,
 	a := &Association{conn: conn, cfg: cfg.withDefaults(), state: Sta2}
 	deadline := time.Now().Add(a.cfg.AssociateTimeout)
 	conn.SetDeadline(deadline)
-	p, scratch, err := ReadPDU(conn, DefaultMaxAssociatePDULength, nil)
-	a.scratch = scratch
+	// The request's byte fields (user identity, extended negotiation)
+	// alias its buffer, so it is not kept as the receive buffer.
+	p, _, err := ReadPDU(conn, DefaultMaxAssociatePDULength, nil)
 	if err != nil {
 		a.abortOnError(err)
 		return nil, nil, err
@@ -185,8 +187,8 @@ func Request(conn net.Conn, rq *AssociateRQ, cfg *Config) (*Association, error) 
 		conn.Close()
 		return nil, err
 	}
-	p, scratch, err := ReadPDU(conn, DefaultMaxAssociatePDULength, nil)
-	a.scratch = scratch
+	// Not kept as the receive buffer: the AC's byte fields alias it.
+	p, _, err := ReadPDU(conn, DefaultMaxAssociatePDULength, nil)
 	if err != nil {
 		a.abortOnError(err)
 		return nil, err
@@ -218,7 +220,10 @@ func (a *Association) setMaxSend(peerMax uint32) {
 		}
 		return
 	}
-	a.maxSend = int(peerMax)
+	// A maximum too small for a PDV header and one data byte cannot be
+	// honoured (a PDV writer would loop on empty PDVs): send one byte per
+	// PDV instead.
+	a.maxSend = max(int(peerMax), 6+1)
 }
 
 // RQ returns the A-ASSOCIATE-RQ of the association.
@@ -409,7 +414,16 @@ func (a *Association) sendPDV(ctx byte, command, last bool, data []byte) error {
 // the given presentation context, each as large as the peer allows; Close
 // sends the final fragment flagged last. The writer holds at most one PDV.
 func (a *Association) PDVWriter(ctx byte, command bool) *PDVWriter {
-	return &PDVWriter{a: a, ctx: ctx, command: command, buf: make([]byte, 0, a.MaxPDVData())}
+	// One fragment buffer per association, handed from writer to writer:
+	// a message costs no allocation of its own.
+	a.mu.Lock()
+	buf := a.pdvBuf
+	a.pdvBuf = nil
+	a.mu.Unlock()
+	if cap(buf) != a.MaxPDVData() {
+		buf = make([]byte, 0, a.MaxPDVData())
+	}
+	return &PDVWriter{a: a, ctx: ctx, command: command, buf: buf[:0]}
 }
 
 // PDVWriter fragments a command or data set into PDVs.
@@ -457,7 +471,12 @@ func (w *PDVWriter) Close() error {
 		return nil
 	}
 	w.closed = true
-	return w.a.sendPDV(w.ctx, w.command, true, w.buf)
+	err := w.a.sendPDV(w.ctx, w.command, true, w.buf)
+	w.a.mu.Lock()
+	w.a.pdvBuf = w.buf[:0]
+	w.a.mu.Unlock()
+	w.buf = nil
+	return err
 }
 
 // Release asks the peer to release the association and waits for its
