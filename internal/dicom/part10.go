@@ -56,7 +56,9 @@ func ReadFile(path string, opts *ReadOptions) (*File, error) {
 		size = -1
 	}
 	d := newDecoder(opts)
-	d.src = newStreamSource(fh, size)
+	src := newPooledSource(fh, size)
+	d.src = src
+	defer src.release()
 	return d.readFile()
 }
 
@@ -86,7 +88,8 @@ func (d *Decoder) readFile() (*File, error) {
 	}
 	// A meta group is read when present, also in files that lack the
 	// preamble (seen from some writers).
-	if err := s.fill(2); err == nil && binary.LittleEndian.Uint16(s.avail()) == 0x0002 {
+	metaErr := s.fill(2)
+	if metaErr == nil && binary.LittleEndian.Uint16(s.avail()) == 0x0002 {
 		if err := d.readMeta(&f.Meta); err != nil {
 			return f, err
 		}
@@ -96,6 +99,10 @@ func (d *Decoder) readFile() (*File, error) {
 		}
 		f.TransferSyntax = LookupTransferSyntax(uid)
 	} else if f.Preamble != nil {
+		if metaErr != nil {
+			// The input ends (or fails) right after "DICM".
+			return f, d.readErr(metaErr, 0, "the file meta information")
+		}
 		return f, d.errorf(ErrMalformed, 0, "file meta information group missing after the preamble")
 	} else {
 		ts, err := d.detect()
@@ -121,9 +128,14 @@ func (d *Decoder) readFile() (*File, error) {
 func (d *Decoder) readMeta(meta *DataSet) error {
 	s := d.src
 	start := s.offset()
+	// end is where the group length (0002,0000), when it comes first, says
+	// the group ends. The group is read element by element whatever it says
+	// (some writers get it wrong), but input that ends before it is
+	// truncated, not a complete file with a short meta group.
+	end := int64(-1)
 	for {
 		if err := s.fill(2); err != nil {
-			if err == io.EOF {
+			if err == io.EOF && s.offset() >= end {
 				return nil
 			}
 			return d.readErr(err, 0, "the file meta information")
@@ -153,6 +165,9 @@ func (d *Decoder) readMeta(meta *DataSet) error {
 		}
 		if n := len(meta.Elements); n > 0 && tag <= meta.Elements[n-1].Tag {
 			meta.unsorted = true
+		}
+		if tag == TagFileMetaGroupLength && len(meta.Elements) == 0 && len(val) == 4 {
+			end = s.offset() + int64(binary.LittleEndian.Uint32(val))
 		}
 		meta.Elements = append(meta.Elements, Element{Tag: tag, VR: v, Value: val})
 	}

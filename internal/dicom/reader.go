@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dicomshield/dicomshield/internal/dicom/dict"
 )
@@ -76,6 +77,8 @@ type ReadOptions struct {
 // Decoder reads one data set from a stream in a known transfer syntax, as
 // the network delivers it.
 type Decoder struct {
+	scratch *[][]Element
+	items   []DataSet
 	src     *source
 	ts      TransferSyntax
 	lim     Limits
@@ -126,6 +129,10 @@ func Parse(b []byte, ts TransferSyntax, opts *ReadOptions) (*DataSet, error) {
 func (d *Decoder) Decode() (*DataSet, error) {
 	ds := &DataSet{}
 	err := d.readDataSet(ds, -1, d.ts.Explicit, d.ts.BigEndian, 0, true)
+	if d.scratch != nil {
+		scratchPool.Put(d.scratch)
+		d.scratch = nil
+	}
 	return ds, err
 }
 
@@ -233,6 +240,12 @@ func (d *Decoder) checkLength(tag Tag, n uint32, end int64) error {
 	if d.src.end >= 0 && off+int64(n) > d.src.end {
 		return d.errorf(ErrTruncated, tag, "value length %d exceeds the %d bytes that remain", n, d.src.end-off)
 	}
+	if d.ts.Deflated && off+int64(n) > d.lim.MaxInflatedSize {
+		// Offsets of a deflated data set count inflated bytes: this value
+		// cannot arrive within the limit, so refuse it before inflating
+		// (and holding) the part of it that would.
+		return d.errorf(ErrLimit, tag, "value length %d would inflate the data set beyond %d bytes", n, d.lim.MaxInflatedSize)
+	}
 	return nil
 }
 
@@ -248,10 +261,49 @@ func (d *Decoder) counted(tag Tag) error {
 // with end < 0, until an item delimiter (items) or the end of the input
 // (top level).
 func (d *Decoder) readDataSet(ds *DataSet, end int64, explicit, big bool, depth int, top bool) error {
-	s := d.src
-	if top && end < 0 && s.end >= 0 {
-		end = s.end
+	// Elements are collected in a scratch slice kept per nesting depth and
+	// reused across items and reads, then copied once into a slice of the
+	// exact size: growing every data set's slice by doubling was most of
+	// the reader's time and garbage.
+	if d.scratch == nil {
+		d.scratch = scratchPool.Get().(*[][]Element)
 	}
+	for len(*d.scratch) <= depth {
+		*d.scratch = append(*d.scratch, nil)
+	}
+	ds.Elements = (*d.scratch)[depth][:0]
+	err := d.readElements(ds, end, explicit, big, depth, top)
+	got := ds.Elements
+	ds.Elements = nil
+	if len(got) > 0 {
+		ds.Elements = make([]Element, len(got))
+		copy(ds.Elements, got)
+	}
+	clear(got)
+	(*d.scratch)[depth] = got[:0]
+	return err
+}
+
+// scratchPool recycles the per-depth element buffers of finished reads.
+var scratchPool = sync.Pool{New: func() any { return new([][]Element) }}
+
+// newItem returns an empty item, allocated in chunks: a sequence of many
+// small items would otherwise cost an allocation per item.
+func (d *Decoder) newItem() *DataSet {
+	if len(d.items) == 0 {
+		d.items = make([]DataSet, 16)
+	}
+	it := &d.items[0]
+	d.items = d.items[1:]
+	return it
+}
+
+func (d *Decoder) readElements(ds *DataSet, end int64, explicit, big bool, depth int, top bool) error {
+	s := d.src
+	// At the top level the end of the input ends the data set; its size,
+	// when known, is not passed down as an item end (end stays -1), so that
+	// a value running past it is ErrTruncated (checkLength), not a value
+	// overrunning an item (ErrMalformed).
 	for {
 		if end >= 0 {
 			off := s.offset()
@@ -376,7 +428,7 @@ func (d *Decoder) readSequence(e *Element, end int64, explicit, big bool, depth 
 		if err := d.counted(tag); err != nil {
 			return err
 		}
-		item := &DataSet{}
+		item := d.newItem()
 		if length == UndefinedLength {
 			item.UndefinedLength = true
 			err = d.readDataSet(item, -1, explicit, big, depth, false)
@@ -462,7 +514,7 @@ func (l *limitedInflater) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := l.r.Read(one[:])
 		if n == 0 && err != nil {
-			return 0, err
+			return 0, l.wrap(err)
 		}
 		return 0, &SyntaxError{Offset: l.max, Err: ErrLimit, Msg: fmt.Sprintf("deflated data inflates beyond %d bytes", l.max)}
 	}
@@ -471,5 +523,15 @@ func (l *limitedInflater) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.left -= int64(n)
-	return n, err
+	return n, l.wrap(err)
+}
+
+// wrap turns a corrupt deflate stream into an ErrMalformed SyntaxError, so
+// that it wraps a sentinel like every other error of the reader. End of
+// input and read faults pass unchanged.
+func (l *limitedInflater) wrap(err error) error {
+	if ce, ok := err.(flate.CorruptInputError); ok {
+		return &SyntaxError{Offset: l.max - l.left, Err: ErrMalformed, Msg: "deflated data: " + ce.Error()}
+	}
+	return err
 }

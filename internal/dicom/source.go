@@ -3,6 +3,7 @@ package dicom
 import (
 	"errors"
 	"io"
+	"sync"
 )
 
 // Buffer and allocation sizes of the reader.
@@ -35,6 +36,8 @@ type source struct {
 	err   error     // sticky error of rd
 	empty int       // consecutive reads that returned nothing
 	slab  []byte
+	// slabNext is the size of the last slab allocated.
+	slabNext int
 }
 
 func newBytesSource(b []byte) *source {
@@ -43,6 +46,24 @@ func newBytesSource(b []byte) *source {
 
 func newStreamSource(r io.Reader, size int64) *source {
 	return &source{buf: make([]byte, 0, streamBufferSize), rd: r, end: size}
+}
+
+// bufPool recycles read-ahead buffers of sources whose lifetime the
+// package controls (ReadFile): no value ever aliases them.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, streamBufferSize); return &b }}
+
+func newPooledSource(r io.Reader, size int64) *source {
+	b := bufPool.Get().(*[]byte)
+	return &source{buf: (*b)[:0], rd: r, end: size}
+}
+
+// release returns a pooled buffer; the source must not be used after.
+func (s *source) release() {
+	if cap(s.buf) == streamBufferSize {
+		b := s.buf[:0]
+		bufPool.Put(&b)
+	}
+	s.buf = nil
 }
 
 func (s *source) offset() int64 { return s.base + int64(s.pos) }
@@ -102,6 +123,28 @@ func (s *source) fill(n int) error {
 	return nil
 }
 
+// readDirect reads into p, bypassing buf, until p is full or the reader
+// fails (the error is kept in s.err, as fill does). It returns the number of
+// bytes read.
+func (s *source) readDirect(p []byte) int {
+	n := 0
+	for n < len(p) && s.err == nil {
+		m, err := s.rd.Read(p[n:])
+		n += m
+		if err != nil {
+			s.err = err
+		} else if m == 0 {
+			s.empty++
+			if s.empty >= 100 {
+				s.err = io.ErrNoProgress
+			}
+		} else {
+			s.empty = 0
+		}
+	}
+	return n
+}
+
 // atEnd reports whether the input has no more bytes. A read error other than
 // end of input is returned.
 func (s *source) atEnd() (bool, error) {
@@ -132,7 +175,10 @@ func (s *source) value(n int) ([]byte, error) {
 			return nil, noEOF(err)
 		}
 		if len(s.slab) < n {
-			s.slab = make([]byte, slabSize)
+			// Start small (a header-only read of a typical file needs a
+			// few KiB) and double up to slabSize.
+			s.slabNext = min(max(2*s.slabNext, 4<<10), slabSize)
+			s.slab = make([]byte, s.slabNext)
 		}
 		v := s.slab[:n:n]
 		s.slab = s.slab[n:]
@@ -140,37 +186,44 @@ func (s *source) value(n int) ([]byte, error) {
 		s.pos += n
 		return v, nil
 	}
-	first := n
-	if first > growStep {
-		first = growStep
+	// The input size is known and checkLength has seen that n bytes
+	// remain: allocate once and read straight into the value. Otherwise
+	// grow as bytes arrive, doubling, so a lying length costs at most
+	// twice what was sent.
+	capacity := n
+	if s.end < 0 && capacity > growStep {
+		capacity = growStep
 	}
-	v := make([]byte, 0, first)
+	v := make([]byte, 0, capacity)
 	for len(v) < n {
-		if err := s.fill(1); err != nil {
-			return nil, noEOF(err)
+		if len(s.buf)-s.pos > 0 {
+			take := min(len(s.buf)-s.pos, n-len(v))
+			v = append(v, s.buf[s.pos:s.pos+take]...)
+			s.pos += take
+			continue
 		}
-		take := len(s.buf) - s.pos
-		if want := n - len(v); take > want {
-			take = want
+		want := n - len(v)
+		if want < streamBufferSize {
+			if err := s.fill(want); err != nil && len(s.buf)-s.pos == 0 {
+				return nil, noEOF(err)
+			}
+			continue
 		}
-		v = append(v, s.buf[s.pos:s.pos+take]...)
-		s.pos += take
-		if len(v) < n && len(s.buf)-s.pos == 0 && s.err == nil && n-len(v) >= streamBufferSize {
-			// Read large remainders straight into the value, bypassing buf.
-			want := n - len(v)
-			if want > growStep {
-				want = growStep
-			}
-			if cap(v)-len(v) < want {
-				v = append(v, make([]byte, want)...)[:len(v)]
-			}
-			m, err := io.ReadFull(s.rd, v[len(v):len(v)+want])
-			v = v[:len(v)+m]
-			s.base += int64(m)
-			if err != nil {
-				s.err = err
-			}
+		if s.err != nil {
+			return nil, noEOF(s.err)
 		}
+		// Read large remainders straight into the value, bypassing buf.
+		if cap(v) == len(v) {
+			grown := make([]byte, len(v), min(n, 2*cap(v)))
+			copy(grown, v)
+			v = grown
+		}
+		want = min(want, cap(v)-len(v))
+		// Not io.ReadFull: it spins forever on a reader that returns
+		// (0, nil). readDirect counts such reads as fill does.
+		m := s.readDirect(v[len(v) : len(v)+want])
+		v = v[:len(v)+m]
+		s.base += int64(m)
 	}
 	return v, nil
 }
