@@ -280,9 +280,16 @@ func (d *Decoder) readDataSet(ds *DataSet, end int64, explicit, big bool, depth 
 		copy(ds.Elements, got)
 	}
 	clear(got)
+	if cap(got) > maxPooledElements {
+		got = nil // do not keep a hostile input's worth of memory pooled
+	}
 	(*d.scratch)[depth] = got[:0]
 	return err
 }
+
+// maxPooledElements bounds the scratch a finished read leaves in the pool:
+// a few times a large real header, far below what MaxElements admits.
+const maxPooledElements = 1 << 14
 
 // scratchPool recycles the per-depth element buffers of finished reads.
 var scratchPool = sync.Pool{New: func() any { return new([][]Element) }}
