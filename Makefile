@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 BIN      := bin/dicomshield
 
-.PHONY: all build test fmt-check vet unit fuzz bench clean
+.PHONY: all build test fmt-check vet unit fuzz bench bench-net clean
 
 all: build
 
@@ -40,5 +40,10 @@ fuzz:
 bench:
 	cd bench && $(GO) test -run XXX -bench . -benchmem -count 5 ./... | tee ../bench-results.txt
 
+# DICOM transfer side by side with DCMTK: storescu/storescp against our
+# store client and a file-writing SCP on our server (prints a table).
+bench-net:
+	bench/scripts/net.sh -tls -od /dev/shm -o bench-net-results.md
+
 clean:
-	rm -rf bin bench-results.txt
+	rm -rf bin bench-results.txt bench-net-results.md

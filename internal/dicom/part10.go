@@ -228,7 +228,12 @@ func WriteFile(w io.Writer, f *File) error {
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
 	pre := f.Preamble
 	if len(pre) != 128 {
 		pre = make([]byte, 128)

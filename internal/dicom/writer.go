@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 )
 
 // ErrEncode is wrapped by errors of the writer: a data set that cannot be
@@ -28,7 +29,12 @@ func WriteDataSet(w io.Writer, ds *DataSet, ts TransferSyntax) error {
 		}
 		w = fw
 	}
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
 	enc := &encoder{w: bw, explicit: ts.Explicit, big: ts.BigEndian}
 	if err := enc.dataSet(ds); err != nil {
 		return err
@@ -41,6 +47,11 @@ func WriteDataSet(w io.Writer, ds *DataSet, ts TransferSyntax) error {
 	}
 	return nil
 }
+
+// writerPool recycles the writer's buffers: small encodings (DIMSE
+// command sets, meta headers) are frequent, and a fresh 64 KiB buffer each
+// made them garbage-collector bound.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 // MarshalDataSet returns the encoding of ds in ts.
 func MarshalDataSet(ds *DataSet, ts TransferSyntax) ([]byte, error) {

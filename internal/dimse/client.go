@@ -199,9 +199,11 @@ func (cl *Client) contextFor(abstract, ts string) (byte, string, error) {
 	return best, bestTS, nil
 }
 
-// watch makes ctx's cancellation abort the association's pending reads.
+// watch makes ctx's cancellation abort the association. It closes the
+// connection: a deadline would not do, since every later write and read
+// of the association sets its own.
 func (cl *Client) watch(ctx context.Context) func() bool {
-	return context.AfterFunc(ctx, func() { cl.a.Conn().SetDeadline(time.Now()) })
+	return context.AfterFunc(ctx, func() { cl.a.Close() })
 }
 
 // Echo sends a C-ECHO.
@@ -275,24 +277,11 @@ func (cl *Client) responseData(rq *Command, onStore func(*Request, io.Reader) St
 func (cl *Client) serveStore(cmd *Command, ctxID byte, onStore func(*Request, io.Reader) Status) error {
 	pc := cl.c.contexts[ctxID]
 	req := &Request{ContextID: ctxID, AbstractSyntax: pc.abstract, TransferSyntax: pc.ts, Command: cmd}
-	pr, pw := io.Pipe()
-	result := make(chan Status, 1)
-	go func() {
-		st := Status{Code: StatusProcessingFailure}
-		defer func() {
-			pr.CloseWithError(errHandlerReturned)
-			result <- st
-		}()
-		st = onStore(req, pr)
-	}()
-	_, err := cl.c.copyDataSet(ctxID, pw, 0)
-	if err != nil && !errors.Is(err, errHandlerReturned) {
-		pw.CloseWithError(err)
-		<-result
+	dr := &dataReader{c: cl.c, ctx: ctxID}
+	st := onStore(req, dr)
+	if err := dr.drain(); err != nil {
 		return err
 	}
-	pw.Close()
-	st := <-result
 	rsp := &Command{Field: CStoreRSP, RespondingTo: cmd.MessageID, AffectedSOPClass: cmd.AffectedSOPClass,
 		AffectedSOPInstance: cmd.AffectedSOPInstance, Status: st.Code, ErrorComment: st.Comment}
 	return cl.c.send(ctxID, rsp, nil)

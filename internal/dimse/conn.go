@@ -204,3 +204,69 @@ func (r *byteReader) WriteTo(w io.Writer) (int64, error) {
 	r.b = r.b[n:]
 	return int64(n), err
 }
+
+// dataReader reads the data set that follows a command, fragment by
+// fragment as the peer sends it, for a handler running on the reading
+// goroutine. A broken association is an error to the reader, never EOF,
+// so a handler cannot mistake a cut transfer for a complete one.
+type dataReader struct {
+	c     *conn
+	ctx   byte
+	limit int64
+	cur   []byte
+	n     int64
+	last  bool
+	// fatal ends the association; err is what Read returns.
+	fatal, err error
+	overLimit  bool
+}
+
+func (r *dataReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.last {
+			return 0, io.EOF
+		}
+		r.next()
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// next takes the next fragment into cur, or records why there is none.
+func (r *dataReader) next() {
+	v, err := r.c.nextPDV()
+	switch {
+	case err != nil:
+		r.fatal = err
+	case v.Command:
+		r.fatal = r.c.protocolError("command fragment inside a data set")
+	case v.ContextID != r.ctx:
+		r.fatal = r.c.protocolError("data set fragment on context %d, command on %d", v.ContextID, r.ctx)
+	}
+	if r.fatal != nil {
+		r.err = fmt.Errorf("dimse: data set incomplete: %w", r.fatal)
+		r.cur = nil
+		return
+	}
+	r.n += int64(len(v.Data))
+	r.cur, r.last = v.Data, v.Last
+	if r.limit > 0 && r.n > r.limit && !r.overLimit {
+		r.overLimit = true
+		r.err = fmt.Errorf("%w (%d bytes)", errDataSetLimit, r.limit)
+		r.cur = nil
+	}
+}
+
+// drain consumes what the handler left of the data set, so that the
+// association stays in step; it returns the error that ended the
+// association, if one did.
+func (r *dataReader) drain() error {
+	for !r.last && r.fatal == nil {
+		r.next()
+	}
+	return r.fatal
+}

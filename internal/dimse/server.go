@@ -559,43 +559,26 @@ func (ss *session) store(req *Request) error {
 		}
 		return ss.respond(req, CStoreRSP, Status{Code: StatusNotAuthorized}, nil, nil)
 	}
-	pr, pw := io.Pipe()
-	result := make(chan Status, 1)
-	go func() {
-		st := Status{Code: StatusProcessingFailure, Comment: "store handler failed"}
+	// The handler runs on this goroutine and reads the fragments as they
+	// arrive: no pipe and no goroutine hand-off per fragment.
+	dr := &dataReader{c: ss.c, ctx: req.ContextID, limit: ss.s.MaxDataSetSize}
+	st := func() (st Status) {
 		defer func() {
 			if r := recover(); r != nil {
 				ss.log.Error("store handler panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				st = Status{Code: StatusProcessingFailure, Comment: "store handler failed"}
 			}
-			pr.CloseWithError(errHandlerReturned)
-			result <- st
 		}()
-		st = ss.s.Store(ss.ctx, req, pr)
+		return ss.s.Store(ss.ctx, req, dr)
 	}()
-	_, err := ss.c.copyDataSet(req.ContextID, pw, ss.s.MaxDataSetSize)
-	if err != nil && !errors.Is(err, errHandlerReturned) && !isLimit(err) {
-		// The association broke mid-transfer: the handler sees the error
-		// and must not keep what it received.
-		pw.CloseWithError(fmt.Errorf("dimse: data set incomplete: %w", err))
-		<-result
+	if err := dr.drain(); err != nil {
+		// The association broke mid-transfer; the handler saw the error.
 		return err
 	}
-	if isLimit(err) {
-		pw.CloseWithError(err)
-	} else {
-		pw.Close()
-	}
-	st := <-result
-	if isLimit(err) && Kind(st.Code) != KindFailure {
+	if dr.overLimit && Kind(st.Code) != KindFailure {
 		st = Status{Code: StatusOutOfResources, Comment: "data set larger than allowed"}
 	}
 	return ss.respond(req, CStoreRSP, st, nil, nil)
-}
-
-var errHandlerReturned = errors.New("dimse: store handler returned before the end of the data set")
-
-func isLimit(err error) bool {
-	return errors.Is(err, errDataSetLimit)
 }
 
 var errDataSetLimit = errors.New("dimse: data set larger than the limit")
