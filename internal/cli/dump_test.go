@@ -66,7 +66,6 @@ func TestDump(t *testing.T) {
 		{"missing file", []string{"dump", filepath.Join(dir, "nope.dcm")}, 1, nil, []string{"no such file"}, nil},
 		{"good and bad", []string{"dump", good, truncated}, 1, []string{"PatientName"}, []string{"1 of 2 files"}, nil},
 		{"no args", []string{"dump"}, 1, nil, []string{"requires at least 1 arg"}, nil},
-		{"serve not yet", []string{"serve"}, 2, nil, []string{"not available in this build"}, nil},
 		{"version", []string{"version"}, 0, []string{"dicomshield", dicom.ImplementationClassUID}, nil, nil},
 	}
 	for _, tt := range tests {

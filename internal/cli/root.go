@@ -61,6 +61,6 @@ Talk to DICOM services (DCMTK's echoscu, storescu, findscu, getscu, movescu):
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd())
+	root.AddCommand(newServeCmd(), newPeerCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd())
 	return root
 }

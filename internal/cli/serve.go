@@ -1,23 +1,107 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/config"
 )
 
-// newServeCmd registers the archive command so that the README's first
-// command gives a clear answer. The archive itself is not in this build.
+// DefaultDataDir is where an archive lives when --data is not given.
+const DefaultDataDir = "dicomshield-data"
+
+// shutdownGrace is how long in-flight operations may take after SIGTERM
+// before the rest is aborted: long enough for a C-STORE of a large
+// instance on a LAN.
+const shutdownGrace = 30 * time.Second
+
+func addDataFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "data", DefaultDataDir, "the archive's data directory")
+}
+
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	var dir, listenTLS, listen, logFormat string
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the secure archive (not in this build yet)",
-		Long: `serve will run dicomshield's archive: DICOM over TLS with certificates it makes
-itself, unknown peers refused. It is not in this build yet: the DICOM
-networking layer it stands on comes first. See the README's Status table.`,
+		Short: "Run the archive: DICOM over TLS, registered peers only",
+		Long: `serve runs dicomshield's archive. The first start creates the data directory,
+a commented config file (dicomshield.toml), an internal certificate authority
+and a server certificate, then listens for DICOM over TLS on port 2762.
+Nobody may associate until you register a peer with "dicomshield peer add".
+Plain (non-TLS) DICOM is off unless --listen (or "listen" in the config) is
+set, and even then only peers registered with --plaintext may use it.
+
+SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
+30 s, then exits.`,
+		Example: `  dicomshield serve
+  dicomshield serve --data /srv/pacs --listen-tls 0.0.0.0:2762
+  dicomshield serve --listen 127.0.0.1:11112   # plain DICOM for legacy peers`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return &exitError{code: 2, err: errors.New("serve is not available in this build yet: the archive comes after the networking layer (see README, Status)")}
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			var h slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})
+			if logFormat == "json" {
+				h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})
+			}
+			log := slog.New(h)
+			a, setup, err := archive.Open(dir, log)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if cmd.Flags().Changed("listen-tls") {
+				a.Config.ListenTLS = listenTLS
+			}
+			if cmd.Flags().Changed("listen") {
+				a.Config.Listen = listen
+			}
+			tlsL, plainL, err := a.Listeners()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if setup.CreatedDir {
+				fmt.Fprintf(out, "created data directory %s\n", dir)
+			}
+			if setup.CreatedConfig {
+				fmt.Fprintf(out, "wrote %s (every option with its default and reason)\n", setup.ConfigPath)
+			}
+			if setup.CreatedCA {
+				fmt.Fprintf(out, "created a certificate authority in %s\n", filepath.Join(dir, archive.PKIDir))
+			}
+			fmt.Fprintf(out, "CA fingerprint (SHA-256): %s\n", setup.CAFingerprint)
+			if tlsL != nil {
+				fmt.Fprintf(out, "listening for DICOM over TLS on %s as %s\n", tlsL.Addr(), a.Config.AETitle)
+			}
+			if plainL != nil {
+				fmt.Fprintf(out, "listening for plain DICOM on %s (only peers registered with --plaintext)\n", plainL.Addr())
+			}
+			peers, _ := a.Registry.List(cmd.Context())
+			if len(peers) == 0 {
+				fmt.Fprintf(out, "no peer registered yet: nobody can connect. Next step:\n"+
+					"  dicomshield peer add MODALITY1 --host 192.0.2.10 --allow echo,store --bundle ./modality1 --data %s\n", dir)
+			} else {
+				fmt.Fprintf(out, "%d registered peers\n", len(peers))
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			err = a.Serve(ctx, tlsL, plainL, shutdownGrace)
+			fmt.Fprintln(out, "stopped")
+			return err
 		},
 	}
+	addDataFlag(cmd, &dir)
+	cmd.Flags().StringVar(&listenTLS, "listen-tls", config.Default().ListenTLS, "address for DICOM over TLS (overrides the config)")
+	cmd.Flags().StringVar(&listen, "listen", "", "address for plain DICOM, off by default (overrides the config)")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
 }

@@ -1,0 +1,275 @@
+// Package archive wires dicomshield's PACS together: the DIMSE server with
+// the policy as its acceptor, the store behind its handlers, and the
+// internal CA for TLS. Data flows one way: bytes in, decoded, authorised,
+// stored.
+package archive
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dicomshield/dicomshield/internal/config"
+	"github.com/dicomshield/dicomshield/internal/dimse"
+	"github.com/dicomshield/dicomshield/internal/pki"
+	"github.com/dicomshield/dicomshield/internal/policy"
+	"github.com/dicomshield/dicomshield/internal/store"
+	"github.com/dicomshield/dicomshield/internal/store/fs"
+	"github.com/dicomshield/dicomshield/internal/store/sqlite"
+	"github.com/dicomshield/dicomshield/internal/ul"
+)
+
+// Layout of the data directory.
+const (
+	PKIDir    = "pki"
+	IndexFile = "index.db"
+	BlobsDir  = "blobs"
+)
+
+// Setup reports what Open created, for the first-start message.
+type Setup struct {
+	CreatedDir, CreatedConfig, CreatedCA bool
+	ConfigPath                           string
+	CAFingerprint                        string
+}
+
+// Archive is an opened data directory: configuration, CA, peers, index
+// and blobs.
+type Archive struct {
+	Dir      string
+	Config   *config.Config
+	CA       *pki.CA
+	Registry *policy.FileRegistry
+	Policy   *policy.Policy
+	Index    store.Index
+	Blobs    store.Blobs
+	Logger   *slog.Logger
+
+	mu      sync.Mutex
+	servers []*dimse.Server
+	perPeer map[string]int
+}
+
+// Open opens the data directory dir, creating what is missing: the
+// directory (0700), a commented config file, the CA. It recovers from a
+// crash: unfinished blobs are removed, and blobs no index row refers to
+// (stored but never acknowledged) are deleted.
+func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	setup := &Setup{ConfigPath: config.Path(dir)}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		setup.CreatedDir = true
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	if err := config.WriteDefault(setup.ConfigPath); err == nil {
+		setup.CreatedConfig = true
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, nil, err
+	}
+	cfg, err := config.Load(setup.ConfigPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	ca, created, err := pki.LoadOrCreate(filepath.Join(dir, PKIDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	setup.CreatedCA, setup.CAFingerprint = created, ca.Fingerprint()
+	reg, err := policy.OpenFileRegistry(filepath.Join(dir, policy.PeersFileName))
+	if err != nil {
+		return nil, nil, err
+	}
+	ix, err := sqlite.Open(filepath.Join(dir, IndexFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	bl, err := fs.Open(filepath.Join(dir, BlobsDir))
+	if err != nil {
+		ix.Close()
+		return nil, nil, err
+	}
+	a := &Archive{Dir: dir, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger,
+		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}}
+	if err := a.recover(context.Background()); err != nil {
+		ix.Close()
+		return nil, nil, fmt.Errorf("archive: recovery: %w", err)
+	}
+	return a, setup, nil
+}
+
+// OpenRegistry loads the configuration, CA and peer registry of dir
+// without opening the index (for commands that manage peers).
+func OpenRegistry(dir string) (*policy.FileRegistry, *pki.CA, *config.Config, error) {
+	cfg, err := config.Load(config.Path(dir))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ca, _, err := pki.LoadOrCreate(filepath.Join(dir, PKIDir))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reg, err := policy.OpenFileRegistry(filepath.Join(dir, policy.PeersFileName))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return reg, ca, cfg, nil
+}
+
+// recover removes blobs a crash left unfinished or unreferenced: a blob is
+// committed before its index row, so one without a row was never
+// acknowledged.
+func (a *Archive) recover(ctx context.Context) error {
+	if r, ok := a.Blobs.(store.Recoverer); ok {
+		if err := r.Recover(); err != nil {
+			return err
+		}
+	}
+	referenced := map[string]bool{}
+	if err := a.Index.BlobKeys(ctx, func(k string) error { referenced[k] = true; return nil }); err != nil {
+		return err
+	}
+	var orphans []string
+	if err := a.Blobs.List(func(k string) error {
+		if !referenced[k] {
+			orphans = append(orphans, k)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range orphans {
+		if err := a.Blobs.Remove(k); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	if len(orphans) > 0 {
+		a.Logger.Info("removed blobs left by an interrupted store", "count", len(orphans))
+	}
+	return nil
+}
+
+// Close closes the index.
+func (a *Archive) Close() error { return a.Index.Close() }
+
+// Listeners opens the configured listeners: TLS (always, unless
+// configured off) and plain (only when configured).
+func (a *Archive) Listeners() (tlsL, plainL net.Listener, err error) {
+	if a.Config.ListenTLS != "" {
+		if tlsL, err = net.Listen("tcp", a.Config.ListenTLS); err != nil {
+			return nil, nil, fmt.Errorf("listening for DICOM TLS on %s: %w", a.Config.ListenTLS, err)
+		}
+	}
+	if a.Config.Listen != "" {
+		if plainL, err = net.Listen("tcp", a.Config.Listen); err != nil {
+			if tlsL != nil {
+				tlsL.Close()
+			}
+			return nil, nil, fmt.Errorf("listening for plain DICOM on %s: %w", a.Config.Listen, err)
+		}
+	}
+	return tlsL, plainL, nil
+}
+
+// Serve runs the archive on the listeners (either may be nil) until ctx
+// ends, then shuts down gracefully: no new associations, in-flight
+// operations finish, and whatever is left after the grace period is
+// aborted.
+func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace time.Duration) error {
+	errc := make(chan error, 2)
+	n := 0
+	if tlsL != nil {
+		tc, err := a.CA.ServerTLSConfig(a.hosts())
+		if err != nil {
+			return err
+		}
+		s := a.newServer(tc)
+		n++
+		go func() { errc <- s.Serve(tlsL) }()
+	}
+	if plainL != nil {
+		s := a.newServer(nil)
+		n++
+		go func() { errc <- s.Serve(plainL) }()
+	}
+	if n == 0 {
+		return errors.New("archive: no listener configured")
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		n--
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	a.mu.Lock()
+	servers := append([]*dimse.Server(nil), a.servers...)
+	a.mu.Unlock()
+	for _, s := range servers {
+		s.Shutdown(sctx)
+	}
+	for ; n > 0; n-- {
+		if err := <-errc; err != nil && !errors.Is(err, dimse.ErrServerClosed) && first == nil {
+			first = err
+		}
+	}
+	if errors.Is(first, dimse.ErrServerClosed) {
+		first = nil
+	}
+	return first
+}
+
+func (a *Archive) hosts() []string {
+	if len(a.Config.Hostnames) > 0 {
+		return a.Config.Hostnames
+	}
+	return pki.DefaultHosts()
+}
+
+func (a *Archive) newServer(tc *tls.Config) *dimse.Server {
+	s := &dimse.Server{
+		UL: ul.Config{
+			AssociateTimeout: a.Config.Limits.AssociateTimeout.Duration(),
+			IdleTimeout:      a.Config.Limits.IdleTimeout.Duration(),
+		},
+		MaxAssociations: a.Config.Limits.MaxAssociations,
+		MaxDataSetSize:  a.Config.MaxInstanceBytes(),
+		Logger:          a.Logger,
+		Accept:          a.accept,
+		Echo:            a.echo,
+		Store:           a.store,
+		Find:            a.find,
+		Retrieve:        a.retrieve,
+		MoveDestination: a.moveDestination,
+		ConnState:       a.connState,
+		TLS:             tc,
+	}
+	a.mu.Lock()
+	a.servers = append(a.servers, s)
+	a.mu.Unlock()
+	return s
+}
+
+// connState counts open associations per peer for the per-peer limit.
+func (a *Archive) connState(as *dimse.Assoc, open bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := strings.TrimSpace(as.CallingAE)
+	if open {
+		a.perPeer[key]++
+	} else if a.perPeer[key]--; a.perPeer[key] <= 0 {
+		delete(a.perPeer, key)
+	}
+}

@@ -1,0 +1,320 @@
+package archive
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dicomshield/dicomshield/internal/dicom"
+	"github.com/dicomshield/dicomshield/internal/dimse"
+	"github.com/dicomshield/dicomshield/internal/pki"
+	"github.com/dicomshield/dicomshield/internal/policy"
+	"github.com/dicomshield/dicomshield/internal/store"
+	"github.com/dicomshield/dicomshield/internal/ul"
+)
+
+// storageSyntaxes are the transfer syntaxes the archive accepts for
+// storage, in order of preference. Instances are stored as received, never
+// transcoded.
+var storageSyntaxes = []string{
+	dicom.ExplicitVRLittleEndianUID, dicom.ImplicitVRLittleEndianUID,
+	"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+	"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+	"1.2.840.10008.1.2.4.92", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.101",
+	"1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105",
+	"1.2.840.10008.1.2.4.106", "1.2.840.10008.1.2.4.107", "1.2.840.10008.1.2.4.108", "1.2.840.10008.1.2.4.201",
+	"1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.98",
+	dicom.DeflatedExplicitVRLittleEndianUID, dicom.ExplicitVRBigEndianUID,
+}
+
+var plainSyntaxes = []string{dicom.ExplicitVRLittleEndianUID, dicom.ImplicitVRLittleEndianUID}
+
+// isStorageClass reports whether uid is a storage SOP class (PS3.4 annex
+// B): the image and object storage classes, RT and the newer families.
+func isStorageClass(uid string) bool {
+	for _, p := range []string{"1.2.840.10008.5.1.4.1.1.", "1.2.840.10008.5.1.4.34.", "1.2.840.10008.5.1.4.38.", "1.2.840.10008.5.1.4.43."} {
+		if strings.HasPrefix(uid, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerOf(r *dimse.Request) *policy.Peer {
+	p, _ := r.Assoc.Values.(*policy.Peer)
+	return p
+}
+
+// accept decides an association with the policy, then offers only the
+// services the peer was allowed.
+func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.AssociateRJ) {
+	req := policy.Request{CallingAE: r.RQ.CallingAE, CalledAE: r.RQ.CalledAE, TLS: r.TLS != nil}
+	if ap, err := netip.ParseAddrPort(r.Conn.RemoteAddr().String()); err == nil {
+		req.Remote = ap.Addr()
+	}
+	if r.TLS != nil {
+		req.CertAE, _ = pki.PeerAETitle(r.TLS)
+		if len(r.TLS.PeerCertificates) > 0 {
+			req.CertSerial = pki.Serial(r.TLS.PeerCertificates[0])
+		}
+	}
+	d := a.Policy.Associate(context.Background(), req)
+	if !d.Allowed {
+		a.Logger.Warn("association refused", "reason", d.Reason, "remote", r.Conn.RemoteAddr().String())
+		result := ul.RejectPermanent
+		if d.Transient {
+			result = ul.RejectTransient
+		}
+		return nil, nil, &ul.AssociateRJ{Result: result, Source: ul.SourceServiceUser, Reason: d.RejectReason}
+	}
+	if max := a.Config.Limits.MaxAssociationsPerPeer; max > 0 {
+		a.mu.Lock()
+		n := a.perPeer[d.Peer.AETitle]
+		a.mu.Unlock()
+		if n >= max {
+			a.Logger.Warn("association refused: peer has too many open", "calling_ae", d.Peer.AETitle, "open", n)
+			return nil, nil, &ul.AssociateRJ{Result: ul.RejectTransient, Source: ul.SourceServiceProviderPresenta, Reason: ul.ReasonLocalLimitExceeded}
+		}
+	}
+	peer := d.Peer
+	ac := dimse.Negotiate(r.RQ, func(abstract string) []string {
+		switch {
+		case abstract == dimse.VerificationSOPClass && peer.Can(policy.RightEcho):
+			return plainSyntaxes
+		case isStorageClass(abstract) && (peer.Can(policy.RightStore) || peer.Can(policy.RightGet)):
+			return storageSyntaxes
+		case (abstract == dimse.PatientRootFind || abstract == dimse.StudyRootFind) && peer.Can(policy.RightFind):
+			return plainSyntaxes
+		case (abstract == dimse.PatientRootGet || abstract == dimse.StudyRootGet) && peer.Can(policy.RightGet):
+			return plainSyntaxes
+		case (abstract == dimse.PatientRootMove || abstract == dimse.StudyRootMove) && peer.Can(policy.RightMove):
+			return plainSyntaxes
+		}
+		return nil
+	})
+	ac.CalledAE = a.Config.AETitle
+	a.Logger.Info("association accepted", "reason", d.Reason)
+	return ac, peer, nil
+}
+
+func (a *Archive) echo(ctx context.Context, r *dimse.Request) dimse.Status {
+	if !peerOf(r).Can(policy.RightEcho) {
+		return dimse.Status{Code: dimse.StatusNotAuthorized}
+	}
+	return dimse.Status{Code: dimse.StatusSuccess}
+}
+
+// metaSkipLimit bounds the meta header of a stored blob when it is read
+// back: we wrote it, and it is a few hundred bytes.
+const metaSkipLimit = 64 << 10
+
+// store writes the instance as a Part 10 file (our meta header, then the
+// data set exactly as received) into a new blob while reading its header
+// for the index; the blob is synced and in place before the index row is
+// committed, and only then is success answered.
+func (a *Archive) store(ctx context.Context, r *dimse.Request, data io.Reader) dimse.Status {
+	peer := peerOf(r)
+	if !peer.Can(policy.RightStore) {
+		return dimse.Status{Code: dimse.StatusNotAuthorized}
+	}
+	cmd := r.Command
+	if !store.ValidUID(cmd.AffectedSOPInstance) || !store.ValidUID(cmd.AffectedSOPClass) {
+		return dimse.Status{Code: dimse.StatusInvalidObjectInstance, Comment: "invalid SOP instance or class UID"}
+	}
+	w, err := a.Blobs.Create()
+	if err != nil {
+		a.Logger.Error("store: cannot create blob", "err", err)
+		return dimse.Status{Code: dimse.StatusOutOfResources}
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			w.Abort()
+		}
+	}()
+	ts := dicom.LookupTransferSyntax(r.TransferSyntax)
+	var ids dicom.DataSet
+	ids.Set(dicom.NewText(dicom.TagSOPClassUID, dicom.UI, cmd.AffectedSOPClass))
+	ids.Set(dicom.NewText(dicom.TagSOPInstanceUID, dicom.UI, cmd.AffectedSOPInstance))
+	meta := dicom.NewFile(&ids, ts)
+	meta.DataSet = dicom.DataSet{}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if err := dicom.WriteFile(bw, meta); err != nil {
+		return dimse.Status{Code: dimse.StatusOutOfResources}
+	}
+	// The decoder reads the header through the tee, which copies every
+	// byte it takes into the blob; the rest is copied after it.
+	dec := dicom.NewDecoder(io.TeeReader(data, bw), ts, &dicom.ReadOptions{StopAt: dicom.TagPixelData,
+		Limits: dicom.Limits{MaxValueLength: 64 << 20}})
+	hdr, err := dec.Decode()
+	if err != nil {
+		io.Copy(io.Discard, data)
+		a.Logger.Info("store refused: data set could not be decoded", "calling_ae", peer.AETitle, "err", err)
+		return dimse.Status{Code: dimse.StatusCannotUnderstand, Comment: "data set could not be decoded"}
+	}
+	if _, err := io.Copy(bw, data); err != nil {
+		a.Logger.Info("store: transfer ended early", "calling_ae", peer.AETitle, "err", err)
+		return dimse.Status{Code: dimse.StatusProcessingFailure}
+	}
+	if err := bw.Flush(); err != nil {
+		return dimse.Status{Code: dimse.StatusOutOfResources}
+	}
+	inst, err := store.ExtractInstance(hdr)
+	if err != nil {
+		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set lacks its UIDs"}
+	}
+	if inst.SOPInstanceUID != cmd.AffectedSOPInstance || inst.SOPClassUID != cmd.AffectedSOPClass {
+		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set UIDs differ from the command"}
+	}
+	key, size, err := w.Commit()
+	if err != nil {
+		a.Logger.Error("store: cannot commit blob", "err", err)
+		return dimse.Status{Code: dimse.StatusOutOfResources}
+	}
+	committed = true
+	inst.BlobKey, inst.Size, inst.TransferSyntaxUID = key, size, r.TransferSyntax
+	inst.Sender, inst.ReceivedAt = peer.AETitle, time.Now()
+	switch err := a.Index.Add(ctx, inst); {
+	case err == nil:
+		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "sop_class", inst.SOPClassUID, "bytes", size)
+		return dimse.Status{Code: dimse.StatusSuccess}
+	case errors.Is(err, store.ErrDuplicate):
+		return dimse.Status{Code: dimse.StatusSuccess}
+	case errors.Is(err, store.ErrConflict):
+		a.removeUnreferenced(ctx, key)
+		a.Logger.Warn("store refused: SOP instance already stored with other content", "calling_ae", peer.AETitle)
+		return dimse.Status{Code: dimse.StatusDuplicateInstance, Comment: "already stored with different content"}
+	default:
+		a.removeUnreferenced(ctx, key)
+		a.Logger.Error("store: index", "err", err)
+		return dimse.Status{Code: dimse.StatusOutOfResources}
+	}
+}
+
+// removeUnreferenced deletes a blob no index row refers to.
+func (a *Archive) removeUnreferenced(ctx context.Context, key string) {
+	used := false
+	a.Index.BlobKeys(ctx, func(k string) error {
+		if k == key {
+			used = true
+			return errStop
+		}
+		return nil
+	})
+	if !used {
+		a.Blobs.Remove(key)
+	}
+}
+
+var errStop = errors.New("stop")
+
+func model(abstract string) string {
+	switch abstract {
+	case dimse.PatientRootFind, dimse.PatientRootGet, dimse.PatientRootMove:
+		return "PATIENT"
+	}
+	return "STUDY"
+}
+
+func (a *Archive) find(ctx context.Context, r *dimse.Request, id *dicom.DataSet, emit func(*dicom.DataSet) error) dimse.Status {
+	peer := peerOf(r)
+	if !peer.Can(policy.RightFind) {
+		return dimse.Status{Code: dimse.StatusNotAuthorized}
+	}
+	q := &store.Query{Model: model(r.AbstractSyntax), Identifier: id, Limit: a.Config.Limits.MaxFindResults}
+	truncated, err := a.Index.Find(ctx, q, emit)
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		return dimse.Status{Code: dimse.StatusIdentifierDoesNotMatch, Comment: "identifier not valid for the model"}
+	case err != nil && ctx.Err() != nil:
+		return dimse.Status{Code: dimse.StatusCancel}
+	case err != nil:
+		a.Logger.Error("find", "err", err)
+		return dimse.Status{Code: dimse.StatusOutOfResourcesMatches}
+	}
+	if truncated {
+		a.Logger.Warn("find: results cut at max_find_results", "calling_ae", peer.AETitle, "limit", q.Limit)
+	}
+	return dimse.Status{Code: dimse.StatusSuccess}
+}
+
+func (a *Archive) retrieve(ctx context.Context, r *dimse.Request, id *dicom.DataSet) ([]dimse.Instance, dimse.Status) {
+	peer := peerOf(r)
+	right := policy.RightGet
+	if r.Command.Field == dimse.CMoveRQ {
+		right = policy.RightMove
+	}
+	if !peer.Can(right) {
+		return nil, dimse.Status{Code: dimse.StatusNotAuthorized}
+	}
+	insts, err := a.Index.Instances(ctx, &store.Query{Model: model(r.AbstractSyntax), Identifier: id})
+	if errors.Is(err, store.ErrInvalid) {
+		return nil, dimse.Status{Code: dimse.StatusIdentifierDoesNotMatch, Comment: "identifier not valid for the model"}
+	}
+	if err != nil {
+		a.Logger.Error("retrieve", "err", err)
+		return nil, dimse.Status{Code: dimse.StatusOutOfResourcesMatches}
+	}
+	out := make([]dimse.Instance, 0, len(insts))
+	for _, in := range insts {
+		key := in.BlobKey
+		out = append(out, dimse.Instance{SOPClassUID: in.SOPClassUID, SOPInstanceUID: in.SOPInstanceUID,
+			TransferSyntax: in.TransferSyntaxUID, Open: func() (io.ReadCloser, error) { return a.openDataSet(key) }})
+	}
+	return out, dimse.Status{Code: dimse.StatusSuccess}
+}
+
+// openDataSet opens a stored blob positioned after its meta header.
+func (a *Archive) openDataSet(key string) (io.ReadCloser, error) {
+	rc, err := a.Blobs.Open(key)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(rc, 64<<10)
+	var head [144]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("archive: blob %s: %w", key, err)
+	}
+	// 128-byte preamble, "DICM", then (0002,0000) UL 4 <group length>.
+	if string(head[128:132]) != "DICM" || binary.LittleEndian.Uint32(head[132:]) != 0x00000002 || string(head[136:138]) != "UL" {
+		rc.Close()
+		return nil, fmt.Errorf("archive: blob %s has no meta header of ours", key)
+	}
+	n := binary.LittleEndian.Uint32(head[140:])
+	if n > metaSkipLimit {
+		rc.Close()
+		return nil, fmt.Errorf("archive: blob %s: meta header of %d bytes", key, n)
+	}
+	if _, err := br.Discard(int(n)); err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{br, rc}, nil
+}
+
+// moveDestination resolves a C-MOVE destination: only a registered peer
+// with a port, and, for now, one registered for plain DICOM.
+func (a *Archive) moveDestination(ctx context.Context, r *dimse.Request, ae string) (*dimse.Destination, error) {
+	dest, err := a.Registry.Get(ctx, strings.TrimSpace(ae))
+	if err != nil {
+		return nil, err
+	}
+	addr, ok := dest.MoveAddr()
+	if !ok {
+		return nil, fmt.Errorf("archive: peer %q has no address and port to receive moves", dest.AETitle)
+	}
+	if !dest.Plaintext {
+		return nil, fmt.Errorf("archive: C-MOVE over TLS to %q is not supported yet", dest.AETitle)
+	}
+	return &dimse.Destination{Addr: addr.String(), Options: dimse.DialOptions{CallingAE: a.Config.AETitle, CalledAE: dest.AETitle}}, nil
+}
