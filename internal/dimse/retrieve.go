@@ -34,7 +34,7 @@ func (ss *session) retrieve(ctx context.Context, req *Request, id *dicom.DataSet
 			return ss.respond(req, rspField, Status{Code: StatusMoveDestinationUnknown, Comment: "move destination unknown"}, nil, nil)
 		}
 		ms := &moveStorer{dest: dest, originAE: ss.info.CallingAE, originID: req.Command.MessageID}
-		defer ms.close()
+		defer ms.close(ctx)
 		storer = ms
 	} else {
 		storer = &getStorer{ss: ss}
@@ -132,9 +132,14 @@ func (g *getStorer) store(ctx context.Context, inst Instance) (uint16, error) {
 	if err := c.send(ctxID, rq, rc); err != nil {
 		return 0, err
 	}
+	// ctx ends when the association does (session.run cancels it before
+	// waiting for this operation), so a requestor that vanishes instead of
+	// answering does not leave this wait, and the association, hanging.
 	select {
 	case rsp := <-ch:
 		return rsp.Status, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	case <-g.ss.ctx.Done():
 		return 0, g.ss.ctx.Err()
 	}
@@ -187,6 +192,9 @@ func (m *moveStorer) store(ctx context.Context, inst Instance) (uint16, error) {
 		return StatusProcessingFailure, nil
 	}
 	defer rc.Close()
+	// The operation's end (cancel, association gone, server closing)
+	// interrupts a destination that does not answer.
+	defer m.cl.watch(ctx)()
 	st, err := m.cl.store(ctx, inst.SOPClassUID, inst.SOPInstanceUID, inst.TransferSyntax, rc, &Command{
 		MoveOriginatorAE: m.originAE, MoveOriginatorID: m.originID, HasMoveOriginator: true})
 	if err != nil {
@@ -198,8 +206,15 @@ func (m *moveStorer) store(ctx context.Context, inst Instance) (uint16, error) {
 	return st, nil
 }
 
-func (m *moveStorer) close() {
-	if m.cl != nil {
-		m.cl.Release()
+// close releases the sub-association, or aborts it when the operation
+// ended early: a release would wait for the destination.
+func (m *moveStorer) close(ctx context.Context) {
+	if m.cl == nil {
+		return
 	}
+	if ctx.Err() != nil {
+		m.cl.Abort()
+		return
+	}
+	m.cl.Release()
 }

@@ -186,11 +186,12 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
+		// track adds to the wait group under the lock Shutdown takes, so a
+		// Shutdown never waits on a group that grows after it looked.
 		if !s.track(c, true) {
 			c.Close()
 			continue
 		}
-		s.wg.Add(1)
 		if s.active.Add(1) > int64(max) {
 			go s.refuseBusy(c)
 			continue
@@ -214,6 +215,7 @@ func (s *Server) track(c net.Conn, add bool) bool {
 			return false
 		}
 		s.conns[c] = struct{}{}
+		s.wg.Add(1)
 	} else {
 		delete(s.conns, c)
 	}

@@ -186,11 +186,13 @@ func (p *Associate) appendTo(b []byte, typ byte) []byte {
 		}
 		b = appendItem(b, itemPresentationAC, func(b []byte) []byte {
 			b = append(b, pc.ID, 0, pc.Result, 0)
-			ts := ""
-			if len(pc.TransferSyntaxes) > 0 {
-				ts = pc.TransferSyntaxes[0]
+			// One transfer syntax answers a context (PS3.8 9.3.3.2);
+			// none is sent when none was chosen, so that what was
+			// received re-encodes as it came.
+			if len(pc.TransferSyntaxes) == 0 {
+				return b
 			}
-			return appendItem(b, itemTransferSyntax, func(b []byte) []byte { return append(b, ts...) })
+			return appendItem(b, itemTransferSyntax, func(b []byte) []byte { return append(b, pc.TransferSyntaxes[0]...) })
 		})
 	}
 	b = appendItem(b, itemUserInformation, func(b []byte) []byte { return p.User.appendTo(b, typ) })
@@ -275,6 +277,12 @@ func (p *Associate) decode(body []byte, typ byte) error {
 	if p.ProtocolVersion, err = r.u16("protocol version"); err != nil {
 		return err
 	}
+	// Bit 0 is version 1, the only version there is (PS3.8 9.3.2). A PDU
+	// without it is not one this side can speak; 0 in particular would
+	// not survive re-encoding, where it selects the default.
+	if p.ProtocolVersion&1 == 0 {
+		return protoErr(AbortReasonInvalidParameter, "protocol version 0x%04x does not include version 1", p.ProtocolVersion)
+	}
 	if _, err = r.bytes(2, "reserved"); err != nil {
 		return err
 	}
@@ -304,6 +312,9 @@ func (p *Associate) decode(body []byte, typ byte) error {
 			}
 			seenCtx = true
 			p.AppContext = trimUID(ib)
+			if p.AppContext == "" {
+				return protoErr(AbortReasonInvalidParameter, "empty application context name")
+			}
 		case it == itemPresentationRQ && typ == TypeAssociateRQ, it == itemPresentationAC && typ == TypeAssociateAC:
 			if len(p.Contexts) >= DefaultMaxPresentationContexts {
 				return protoErr(AbortReasonInvalidParameter, "more than %d presentation contexts", DefaultMaxPresentationContexts)
@@ -360,6 +371,9 @@ func decodeContext(ib []byte, typ byte) (PresentationContext, error) {
 			}
 			pc.AbstractSyntax = trimUID(sb)
 		case st == itemTransferSyntax:
+			if typ == TypeAssociateAC && len(pc.TransferSyntaxes) == 1 {
+				return pc, protoErr(AbortReasonInvalidParameter, "more than one transfer syntax in answered presentation context %d", pc.ID)
+			}
 			if len(pc.TransferSyntaxes) >= 64 {
 				return pc, protoErr(AbortReasonInvalidParameter, "more than 64 transfer syntaxes in presentation context %d", pc.ID)
 			}

@@ -82,9 +82,10 @@ func protoErr(reason byte, format string, args ...any) error {
 // ReadPDU reads one PDU from r. maxLen bounds the PDU body (zero:
 // DefaultMaxPDULength); association PDUs are further bounded by
 // DefaultMaxAssociatePDULength. The length is checked before anything is
-// allocated. The returned P-DATA-TF PDVs alias a buffer owned by the
-// caller-provided scratch, which ReadPDU may reuse: pass the previous
-// PDU's scratch back to avoid allocation, or nil.
+// allocated, and the buffer then grows with the bytes that arrive. The
+// returned P-DATA-TF PDVs alias a buffer owned by the caller-provided
+// scratch, which ReadPDU may reuse: pass the previous PDU's scratch back
+// to avoid allocation, or nil.
 func ReadPDU(r io.Reader, maxLen uint32, scratch []byte) (PDU, []byte, error) {
 	if maxLen == 0 {
 		maxLen = DefaultMaxPDULength
@@ -107,11 +108,8 @@ func ReadPDU(r io.Reader, maxLen uint32, scratch []byte) (PDU, []byte, error) {
 	if n > limit {
 		return nil, scratch, protoErr(AbortReasonInvalidParameter, "PDU type 0x%02x declares %d bytes, more than the %d allowed", typ, n, limit)
 	}
-	if cap(scratch) < int(n) {
-		scratch = make([]byte, n)
-	}
-	body := scratch[:n]
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, scratch, err := readBody(r, scratch, int(n))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -119,6 +117,37 @@ func ReadPDU(r io.Reader, maxLen uint32, scratch []byte) (PDU, []byte, error) {
 	}
 	p, err := DecodePDU(typ, body)
 	return p, scratch, err
+}
+
+// bodyChunk is how far a PDU buffer is allocated ahead of the bytes that
+// have arrived: memory follows what a peer sends, not the length it
+// announces, so that a peer announcing a large PDU and then stalling holds
+// no more than this.
+const bodyChunk = 4 << 10
+
+// readBody reads an n-byte PDU body into scratch when it is large enough,
+// else into a buffer that doubles as the bytes arrive. It returns the
+// body and the buffer to reuse.
+func readBody(r io.Reader, scratch []byte, n int) ([]byte, []byte, error) {
+	if cap(scratch) >= n {
+		body := scratch[:n]
+		_, err := io.ReadFull(r, body)
+		return body, scratch, err
+	}
+	buf := make([]byte, 0, min(n, bodyChunk))
+	for {
+		m, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return nil, buf, err
+		}
+		if len(buf) == n {
+			return buf, buf, nil
+		}
+		grown := make([]byte, len(buf), min(n, 2*cap(buf)))
+		copy(grown, buf)
+		buf = grown
+	}
 }
 
 // DecodePDU decodes the body of a PDU of the given type. PDVs of a
