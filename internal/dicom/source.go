@@ -105,22 +105,27 @@ func (s *source) fill(n int) error {
 			}
 			return s.err
 		}
-		m, err := s.rd.Read(s.buf[len(s.buf):cap(s.buf)])
-		s.buf = s.buf[:len(s.buf)+m]
-		if err != nil {
-			s.err = err
-		} else if m == 0 {
-			// A reader that returns (0, nil) forever would spin; give it as
-			// many chances as bufio does, then call it a fault.
-			s.empty++
-			if s.empty >= 100 {
-				s.err = io.ErrNoProgress
-			}
-		} else {
-			s.empty = 0
-		}
+		s.buf = s.buf[:len(s.buf)+s.readOnce(s.buf[len(s.buf):cap(s.buf)])]
 	}
 	return nil
+}
+
+// readOnce makes one Read into p and keeps its error in s.err. A reader
+// that returns (0, nil) forever would spin: it gets as many chances as
+// bufio gives, then it is a fault.
+func (s *source) readOnce(p []byte) int {
+	m, err := s.rd.Read(p)
+	switch {
+	case err != nil:
+		s.err = err
+	case m == 0:
+		if s.empty++; s.empty >= 100 {
+			s.err = io.ErrNoProgress
+		}
+	default:
+		s.empty = 0
+	}
+	return m
 }
 
 // readDirect reads into p, bypassing buf, until p is full or the reader
@@ -129,18 +134,7 @@ func (s *source) fill(n int) error {
 func (s *source) readDirect(p []byte) int {
 	n := 0
 	for n < len(p) && s.err == nil {
-		m, err := s.rd.Read(p[n:])
-		n += m
-		if err != nil {
-			s.err = err
-		} else if m == 0 {
-			s.empty++
-			if s.empty >= 100 {
-				s.err = io.ErrNoProgress
-			}
-		} else {
-			s.empty = 0
-		}
+		n += s.readOnce(p[n:])
 	}
 	return n
 }
