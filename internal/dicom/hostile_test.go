@@ -1241,6 +1241,12 @@ func TestHostileTruncation(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "prefix.dcm")
 			u := hMeasure(func() {
 				for p := 0; p < len(s.b); p++ {
+					if s.ts.Deflated && p == len(s.b)-1 && s.b[p] == 0 && (p-s.dsStart)%2 == 1 {
+						// Only the NUL that pads an odd-length deflated
+						// stream (PS3.5 A.5) is missing: the stream itself
+						// is complete, so this prefix is the whole data set.
+						continue
+					}
 					e, ok := hCheckPrefix(t, s, p, path)
 					if ok {
 						oks++

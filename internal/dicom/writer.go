@@ -22,9 +22,11 @@ var ErrEncode = errors.New("cannot encode")
 // changed is reproduced byte for byte.
 func WriteDataSet(w io.Writer, ds *DataSet, ts TransferSyntax) error {
 	var fw *flate.Writer
+	var cw *byteCounter
 	if ts.Deflated {
 		var err error
-		if fw, err = flate.NewWriter(w, flate.DefaultCompression); err != nil {
+		cw = &byteCounter{w: w}
+		if fw, err = flate.NewWriter(cw, flate.DefaultCompression); err != nil {
 			return err
 		}
 		w = fw
@@ -43,9 +45,28 @@ func WriteDataSet(w io.Writer, ds *DataSet, ts TransferSyntax) error {
 		return err
 	}
 	if fw != nil {
-		return fw.Close()
+		if err := fw.Close(); err != nil {
+			return err
+		}
+		// PS3.5 A.5: a deflated stream of odd length is padded with one
+		// NUL byte; DCMTK rejects odd fragment lengths otherwise.
+		if cw.n%2 == 1 {
+			_, err := cw.w.Write([]byte{0})
+			return err
+		}
 	}
 	return nil
+}
+
+type byteCounter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *byteCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // writerPool recycles the writer's buffers: small encodings (DIMSE
