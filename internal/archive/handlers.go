@@ -142,7 +142,12 @@ func (a *Archive) store(ctx context.Context, r *dimse.Request, data io.Reader) d
 	var ids dicom.DataSet
 	ids.Set(dicom.NewText(dicom.TagSOPClassUID, dicom.UI, cmd.AffectedSOPClass))
 	ids.Set(dicom.NewText(dicom.TagSOPInstanceUID, dicom.UI, cmd.AffectedSOPInstance))
-	meta := dicom.NewFile(&ids, ts)
+	// The meta header alone: WriteFile encodes the (empty) data set after
+	// it, and in a deflated syntax even an empty data set is a few bytes
+	// of deflate stream, which would end up before the received one.
+	metaTS := ts
+	metaTS.Deflated = false
+	meta := dicom.NewFile(&ids, metaTS)
 	meta.DataSet = dicom.DataSet{}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	if err := dicom.WriteFile(bw, meta); err != nil {
