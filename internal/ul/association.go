@@ -2,6 +2,7 @@ package ul
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -304,7 +305,25 @@ func (a *Association) closeAfterARTIM() {
 	a.state = Sta13
 	a.mu.Unlock()
 	a.conn.SetReadDeadline(time.Now().Add(a.cfg.CloseTimeout))
-	io.CopyN(io.Discard, a.conn, 64<<10)
+	// Sta13: PDUs still arriving are ignored (AA-6) up to a bound, and an
+	// A-ABORT or the peer's close ends the wait at once (AA-2, AR-5).
+	// Bytes already buffered first, then the connection itself, so that
+	// the close timeout is one deadline rather than an idle timer.
+	var r io.Reader = a.conn
+	if a.rd != nil {
+		buffered, _ := a.rd.Peek(a.rd.Buffered())
+		r = io.MultiReader(bytes.NewReader(buffered), a.conn)
+	}
+	lr := &io.LimitedReader{R: r, N: 64 << 10}
+	for lr.N > 0 {
+		p, _, err := ReadPDU(lr, DefaultMaxAssociatePDULength, nil)
+		if err != nil {
+			break
+		}
+		if _, ok := p.(*Abort); ok {
+			break
+		}
+	}
 	a.conn.Close()
 	a.mu.Lock()
 	a.state = Sta1
