@@ -56,6 +56,7 @@ type Archive struct {
 	mu      sync.Mutex
 	servers []*dimse.Server
 	perPeer map[string]int
+	metrics *metrics
 }
 
 // Open opens the data directory dir, creating what is missing: the
@@ -101,7 +102,7 @@ func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 		return nil, nil, err
 	}
 	a := &Archive{Dir: dir, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger,
-		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}}
+		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}, metrics: newMetrics()}
 	if err := a.recover(context.Background()); err != nil {
 		ix.Close()
 		return nil, nil, fmt.Errorf("archive: recovery: %w", err)
@@ -112,6 +113,14 @@ func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 // OpenRegistry loads the configuration, CA and peer registry of dir
 // without opening the index (for commands that manage peers).
 func OpenRegistry(dir string) (*policy.FileRegistry, *pki.CA, *config.Config, error) {
+	// Registering peers before the first serve is fine: the data directory
+	// and its default config are made as serve would make them.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := config.WriteDefault(config.Path(dir)); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, nil, nil, err
+	}
 	cfg, err := config.Load(config.Path(dir))
 	if err != nil {
 		return nil, nil, nil, err
@@ -206,6 +215,17 @@ func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace ti
 	if n == 0 {
 		return errors.New("archive: no listener configured")
 	}
+	if a.Config.Metrics != "" {
+		ml, err := net.Listen("tcp", a.Config.Metrics)
+		if err != nil {
+			a.Logger.Error("metrics endpoint not started", "addr", a.Config.Metrics, "err", err)
+		} else {
+			mctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			go a.serveMetrics(mctx, ml)
+			a.Logger.Info("metrics on http://" + ml.Addr().String() + "/metrics")
+		}
+	}
 	var first error
 	select {
 	case <-ctx.Done():
@@ -267,6 +287,11 @@ func (a *Archive) connState(as *dimse.Assoc, open bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	key := strings.TrimSpace(as.CallingAE)
+	if open {
+		a.metrics.assocOpen.Add(1)
+	} else {
+		a.metrics.assocOpen.Add(-1)
+	}
 	if open {
 		a.perPeer[key]++
 	} else if a.perPeer[key]--; a.perPeer[key] <= 0 {

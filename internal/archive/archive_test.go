@@ -91,6 +91,10 @@ type testServer struct {
 	err    error
 }
 
+// metricsAddr is where startServer's archives expose metrics: off unless a
+// test sets it.
+var metricsAddr = ""
+
 // startServer opens the archive in dir (created if needed) and serves it
 // on 127.0.0.1 ports chosen by the system, TLS and plain. It is stopped and
 // closed when the test ends; its log is shown if the test failed.
@@ -103,6 +107,7 @@ func startServer(t *testing.T, dir string) *testServer {
 	}
 	a.Config.ListenTLS = "127.0.0.1:0"
 	a.Config.Listen = "127.0.0.1:0"
+	a.Config.Metrics = metricsAddr
 	tlsL, plainL, err := a.Listeners()
 	if err != nil {
 		a.Close()

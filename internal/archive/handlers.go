@@ -71,6 +71,7 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		if d.Transient {
 			result = ul.RejectTransient
 		}
+		a.metrics.assocRefused.Add(1)
 		return nil, nil, &ul.AssociateRJ{Result: result, Source: ul.SourceServiceUser, Reason: d.RejectReason}
 	}
 	if max := a.Config.Limits.MaxAssociationsPerPeer; max > 0 {
@@ -79,6 +80,7 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		a.mu.Unlock()
 		if n >= max {
 			a.Logger.Warn("association refused: peer has too many open", "calling_ae", d.Peer.AETitle, "open", n)
+			a.metrics.assocRefused.Add(1)
 			return nil, nil, &ul.AssociateRJ{Result: ul.RejectTransient, Source: ul.SourceServiceProviderPresenta, Reason: ul.ReasonLocalLimitExceeded}
 		}
 	}
@@ -99,6 +101,7 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		return nil
 	})
 	ac.CalledAE = a.Config.AETitle
+	a.metrics.assocAccepted.Add(1)
 	a.Logger.Info("association accepted", "reason", d.Reason)
 	return ac, peer, nil
 }
@@ -107,6 +110,7 @@ func (a *Archive) echo(ctx context.Context, r *dimse.Request) dimse.Status {
 	if !peerOf(r).Can(policy.RightEcho) {
 		return dimse.Status{Code: dimse.StatusNotAuthorized}
 	}
+	a.metrics.op("echo", "success")
 	return dimse.Status{Code: dimse.StatusSuccess}
 }
 
@@ -119,6 +123,25 @@ const metaSkipLimit = 64 << 10
 // for the index; the blob is synced and in place before the index row is
 // committed, and only then is success answered.
 func (a *Archive) store(ctx context.Context, r *dimse.Request, data io.Reader) dimse.Status {
+	st := a.storeInstance(ctx, r, data)
+	a.metrics.op("store", outcome(st.Code))
+	return st
+}
+
+// outcome names a status class for the metrics.
+func outcome(code uint16) string {
+	switch dimse.Kind(code) {
+	case dimse.KindSuccess:
+		return "success"
+	case dimse.KindWarning:
+		return "warning"
+	case dimse.KindCancel:
+		return "cancel"
+	}
+	return "failure"
+}
+
+func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.Reader) dimse.Status {
 	peer := peerOf(r)
 	if !peer.Can(policy.RightStore) {
 		return dimse.Status{Code: dimse.StatusNotAuthorized}
@@ -187,6 +210,7 @@ func (a *Archive) store(ctx context.Context, r *dimse.Request, data io.Reader) d
 	inst.Sender, inst.ReceivedAt = peer.AETitle, time.Now()
 	switch err := a.Index.Add(ctx, inst); {
 	case err == nil:
+		a.metrics.storeBytes.Add(size)
 		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "sop_class", inst.SOPClassUID, "bytes", size)
 		return dimse.Status{Code: dimse.StatusSuccess}
 	case errors.Is(err, store.ErrDuplicate):
@@ -246,6 +270,7 @@ func (a *Archive) find(ctx context.Context, r *dimse.Request, id *dicom.DataSet,
 	if truncated {
 		a.Logger.Warn("find: results cut at max_find_results", "calling_ae", peer.AETitle, "limit", q.Limit)
 	}
+	a.metrics.op("find", "success")
 	return dimse.Status{Code: dimse.StatusSuccess}
 }
 
@@ -265,6 +290,11 @@ func (a *Archive) retrieve(ctx context.Context, r *dimse.Request, id *dicom.Data
 	if err != nil {
 		a.Logger.Error("retrieve", "err", err)
 		return nil, dimse.Status{Code: dimse.StatusOutOfResourcesMatches}
+	}
+	if r.Command.Field == dimse.CMoveRQ {
+		a.metrics.op("move", "started")
+	} else {
+		a.metrics.op("get", "started")
 	}
 	out := make([]dimse.Instance, 0, len(insts))
 	for _, in := range insts {
