@@ -162,7 +162,8 @@ func TestSameValues(t *testing.T) {
 			}
 
 			if reason, ok := theirsExcluded[f.name]; ok {
-				t.Skipf("suyashkumar excluded: %s", reason)
+				t.Logf("suyashkumar not compared on this file: %s", reason)
+				return
 			}
 			theirs := []struct {
 				name  string

@@ -926,7 +926,7 @@ func FuzzServerSession(f *testing.F) {
 	rq := BuildRQ(dialOpts())
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > 64<<10 {
-			t.Skip("inputs are kept small")
+			return // inputs are kept small: each one is a TCP association
 		}
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {

@@ -882,7 +882,7 @@ func FuzzAcceptor(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > 256<<10 {
-			t.Skip("inputs are kept small")
+			return // inputs are kept small
 		}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
