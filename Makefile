@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 BIN      := bin/dicomshield
 
-.PHONY: all build test fmt-check vet unit fuzz bench bench-net clean
+.PHONY: all build test fmt-check vet unit fuzz bench bench-net bench-ingest clean
 
 all: build
 
@@ -44,6 +44,11 @@ bench:
 # store client and a file-writing SCP on our server (prints a table).
 bench-net:
 	bench/scripts/net.sh -tls -od /dev/shm -o bench-net-results.md
+
+# storescu ingest into dicomshield serve (TLS and plain), Orthanc and
+# storescp on the same files, and peak memory on a 1 GB instance.
+bench-ingest:
+	bench/scripts/ingest.sh
 
 clean:
 	rm -rf bin bench-results.txt bench-net-results.md
