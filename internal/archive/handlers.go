@@ -338,7 +338,7 @@ func (a *Archive) openDataSet(key string) (io.ReadCloser, error) {
 }
 
 // moveDestination resolves a C-MOVE destination: only a registered peer
-// with a port, and, for now, one registered for plain DICOM.
+// with a port; over TLS unless the peer is registered for plain DICOM.
 func (a *Archive) moveDestination(ctx context.Context, r *dimse.Request, ae string) (*dimse.Destination, error) {
 	dest, err := a.Registry.Get(ctx, strings.TrimSpace(ae))
 	if err != nil {
@@ -348,8 +348,16 @@ func (a *Archive) moveDestination(ctx context.Context, r *dimse.Request, ae stri
 	if !ok {
 		return nil, fmt.Errorf("archive: peer %q has no address and port to receive moves", dest.AETitle)
 	}
+	opts := dimse.DialOptions{CallingAE: a.Config.AETitle, CalledAE: dest.AETitle}
 	if !dest.Plaintext {
-		return nil, fmt.Errorf("archive: C-MOVE over TLS to %q is not supported yet", dest.AETitle)
+		// Over TLS the destination must show the certificate its bundle
+		// holds (this CA, bound to its AE title); the archive shows its
+		// own.
+		tc, err := a.CA.ClientTLSConfig(dest.AETitle, a.hosts())
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = tc
 	}
-	return &dimse.Destination{Addr: addr.String(), Options: dimse.DialOptions{CallingAE: a.Config.AETitle, CalledAE: dest.AETitle}}, nil
+	return &dimse.Destination{Addr: addr.String(), Options: opts}, nil
 }

@@ -113,10 +113,12 @@ func (ca *CA) IssuePeer(aeTitle, bundleDir string) (serial string, err error) {
 		return "", fmt.Errorf("pki: generating the peer key: %w", err)
 	}
 	cert, err := ca.issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: ae},
-		URIs:        []*url.URL{aeURI(ae)},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		Subject:  pkix.Name{CommonName: ae},
+		URIs:     []*url.URL{aeURI(ae)},
+		KeyUsage: x509.KeyUsageDigitalSignature,
+		// ServerAuth too: a peer may use its bundle for its own TLS
+		// listener when it receives C-MOVE sub-operations.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
 	}, key.Public(), DefaultPeerValidity)
 	if err != nil {
 		return "", err
@@ -203,7 +205,10 @@ func certAETitle(c *x509.Certificate) (string, error) {
 		return "", fmt.Errorf("pki: certificate %s names %d AE titles; it must name one", Serial(c), len(found))
 	}
 	if len(found) == 0 {
-		found = append(found, c.Subject.CommonName)
+		// No fallback to the common name: every peer certificate this CA
+		// issues carries the URI, and the archive's own server certificate
+		// (which has a common name but no URI) must never pass for a peer.
+		return "", fmt.Errorf("pki: certificate %s is bound to no AE title (no %s: URI)", Serial(c), AEURIScheme)
 	}
 	ae, err := CheckAETitle(found[0])
 	if err != nil {

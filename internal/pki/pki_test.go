@@ -477,8 +477,8 @@ func checkServerCert(t *testing.T, ca *CA, leaf *x509.Certificate, now time.Time
 	if pub, ok := leaf.PublicKey.(*rsa.PublicKey); !ok || pub.N.BitLen() != ServerRSABits {
 		t.Errorf("server key is %T, want RSA-%d", leaf.PublicKey, ServerRSABits)
 	}
-	if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}) {
-		t.Errorf("ExtKeyUsage %v, want ServerAuth only", leaf.ExtKeyUsage)
+	if !slices.Equal(leaf.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}) {
+		t.Errorf("ExtKeyUsage %v, want ServerAuth and ClientAuth", leaf.ExtKeyUsage)
 	}
 	if got := leaf.NotAfter.Sub(leaf.NotBefore); got != DefaultServerValidity+ClockSkewAllowance {
 		t.Errorf("validity %v, want %v", got, DefaultServerValidity+ClockSkewAllowance)
@@ -581,8 +581,8 @@ func TestIssuePeer(t *testing.T) {
 			if len(cert.URIs) != 1 || cert.URIs[0].String() != c.uri {
 				t.Errorf("URIs %v, want [%s]", cert.URIs, c.uri)
 			}
-			if !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
-				t.Errorf("ExtKeyUsage %v, want ClientAuth only", cert.ExtKeyUsage)
+			if !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}) {
+				t.Errorf("ExtKeyUsage %v, want ClientAuth and ServerAuth", cert.ExtKeyUsage)
 			}
 			if got := cert.NotAfter.Sub(cert.NotBefore); got != DefaultPeerValidity+ClockSkewAllowance {
 				t.Errorf("validity %v, want %v", got, DefaultPeerValidity+ClockSkewAllowance)
@@ -701,8 +701,8 @@ func TestPeerAETitle(t *testing.T) {
 		{"URI percent-encoded", verified(mk("X", "dicom-ae:MY%20AE")), "MY AE"},
 		{"URI scheme in capitals", verified(mk("X", "DICOM-AE:UPPER")), "UPPER"},
 		{"other URIs ignored", verified(mk("X", "https://example.org/", "dicom-ae:ONE")), "ONE"},
-		{"no URI: CN", verified(mk("CN_ONLY")), "CN_ONLY"},
-		{"no URI, CN too long", verified(mk("ABCDEFGHIJKLMNOPQ")), "error: 1 to 16"},
+		{"no URI: the CN does not count", verified(mk("CN_ONLY")), "error: bound to no AE title"},
+		{"no URI, CN too long", verified(mk("ABCDEFGHIJKLMNOPQ")), "error: bound to no AE title"},
 		{"two AE URIs", verified(mk("X", "dicom-ae:ONE", "dicom-ae:TWO")), "error: 2 AE titles"},
 		{"empty AE URI", verified(mk("X", "dicom-ae:")), "error: malformed"},
 		{"AE URI with a backslash", verified(mk("X", "dicom-ae:A%5CB")), "error: backslash"},

@@ -234,6 +234,11 @@ func (ca *CA) loadServer(want hostSet, now time.Time) (*serverState, error) {
 	if newHostSet(leaf.DNSNames, leaf.IPAddresses).key != want.key || !ca.serverUsable(leaf, now) {
 		return nil, nil
 	}
+	// The archive also presents this certificate as a client when it
+	// sends C-MOVE sub-operations over TLS; older ones lack ClientAuth.
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return nil, nil
+	}
 	if _, err := leaf.Verify(x509.VerifyOptions{
 		Roots:       ca.pool,
 		CurrentTime: now,
@@ -265,7 +270,7 @@ func (ca *CA) issueServer(want hostSet) (*serverState, error) {
 		// ECDHE only: the key signs the key exchange and never
 		// decrypts, so no KeyEncipherment.
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}, key.Public(), DefaultServerValidity)
 	if err != nil {
 		return nil, err
@@ -354,4 +359,54 @@ func (ca *CA) handshakeCert(want hostSet) (*tls.Certificate, error) {
 		return s.cert, nil
 	}
 	return nil, err
+}
+
+// ClientTLSConfig returns the TLS configuration with which the archive
+// connects to a registered peer that receives C-MOVE sub-operations over
+// TLS: it presents the server certificate (which carries ClientAuth too)
+// and accepts only a certificate issued by this CA and bound to ae. Host
+// names are not checked: the peer's identity is its AE title binding.
+func (ca *CA) ClientTLSConfig(ae string, hosts []string) (*tls.Config, error) {
+	want, err := parseHosts(hosts)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return ca.handshakeCert(want)
+		},
+		// Verification is VerifyConnection's: chain to this CA and the AE
+		// binding, in place of a host name the peer's certificate lacks.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return ca.VerifyPeerServer(&cs, ae)
+		},
+	}, nil
+}
+
+// VerifyPeerServer checks that the server of a connection the archive
+// opened presented a certificate of this CA, usable for TLS servers, and
+// bound to the AE title ae.
+func (ca *CA) VerifyPeerServer(cs *tls.ConnectionState, ae string) error {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return errors.New("pki: the peer presented no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.pool, Intermediates: inter, CurrentTime: ca.clock(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		return fmt.Errorf("pki: the peer's certificate is not one of this archive's: %w", err)
+	}
+	got, err := certAETitle(leaf)
+	if err != nil {
+		return err
+	}
+	if got != ae {
+		return fmt.Errorf("pki: the peer presented the certificate of %q, not %q", got, ae)
+	}
+	return nil
 }
