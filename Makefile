@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 BIN      := bin/dicomshield
 
-.PHONY: all build test fmt-check vet unit fuzz bench bench-net bench-ingest clean
+.PHONY: all build test fmt-check vet unit fuzz bench bench-net bench-ingest bench-find clean
 
 all: build
 
@@ -49,6 +49,11 @@ bench-net:
 # storescp on the same files, and peak memory on a 1 GB instance.
 bench-ingest:
 	bench/scripts/ingest.sh
+
+# Study-level C-FIND by Patient ID at 1,000,000 indexed instances (the
+# setup loads them first, about a minute).
+bench-find:
+	$(GO) test -run XXX -bench FindStudyByPatientID -benchtime 20000x ./internal/store/sqlite/
 
 clean:
 	rm -rf bin bench-results.txt bench-net-results.md
