@@ -1585,11 +1585,20 @@ func (d *jsonDecoder) numbers(v VR, vals []*jnode, path string) ([]byte, error) 
 			} else {
 				b = le.AppendUint64(b, math.Float64bits(f))
 			}
-		case US, UL, UV:
+		case US, UL, UV, SS, SL, SV:
 			if _, _, ok := integerParts(text); !ok {
 				return nil, d.fail(path, "%s value %s is not an integer", v, clipN(text))
 			}
-			u, err := strconv.ParseUint(text, 10, 8*unit)
+			// Both signednesses end as the same bits of the VR's width.
+			var u uint64
+			var err error
+			if v == SS || v == SL || v == SV {
+				var n int64
+				n, err = strconv.ParseInt(text, 10, 8*unit)
+				u = uint64(n)
+			} else {
+				u, err = strconv.ParseUint(text, 10, 8*unit)
+			}
 			if err != nil {
 				return nil, d.fail(path, "%s value %s does not fit VR %s", v, clipN(text), v)
 			}
@@ -1600,22 +1609,6 @@ func (d *jsonDecoder) numbers(v VR, vals []*jnode, path string) ([]byte, error) 
 				b = le.AppendUint32(b, uint32(u))
 			default:
 				b = le.AppendUint64(b, u)
-			}
-		case SS, SL, SV:
-			if _, _, ok := integerParts(text); !ok {
-				return nil, d.fail(path, "%s value %s is not an integer", v, clipN(text))
-			}
-			n, err := strconv.ParseInt(text, 10, 8*unit)
-			if err != nil {
-				return nil, d.fail(path, "%s value %s does not fit VR %s", v, clipN(text), v)
-			}
-			switch unit {
-			case 2:
-				b = le.AppendUint16(b, uint16(n))
-			case 4:
-				b = le.AppendUint32(b, uint32(n))
-			default:
-				b = le.AppendUint64(b, uint64(n))
 			}
 		default:
 			return nil, d.fail(path, "VR %s has no JSON value", v)
