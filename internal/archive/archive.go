@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/dicomshield/dicomshield/internal/audit"
 	"log/slog"
 	"net"
 	"os"
@@ -52,6 +53,9 @@ type Archive struct {
 	Index    store.Index
 	Blobs    store.Blobs
 	Logger   *slog.Logger
+	// Audit receives the audit trail's events; Open sets Discard, serve
+	// sets the configured trail.
+	Audit audit.Recorder
 
 	mu      sync.Mutex
 	servers []*dimse.Server
@@ -101,7 +105,7 @@ func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 		ix.Close()
 		return nil, nil, err
 	}
-	a := &Archive{Dir: dir, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger,
+	a := &Archive{Dir: dir, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger, Audit: audit.Discard{},
 		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}, metrics: newMetrics()}
 	if err := a.recover(context.Background()); err != nil {
 		ix.Close()
