@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 BIN      := bin/dicomshield
 
-.PHONY: all build test fmt-check vet unit fuzz bench bench-net bench-ingest bench-find clean
+.PHONY: all build test fmt-check vet unit fuzz bench bench-net bench-ingest bench-find bench-scan clean
 
 all: build
 
@@ -55,5 +55,11 @@ bench-ingest:
 bench-find:
 	$(GO) test -run XXX -bench FindStudyByPatientID -benchtime 20000x ./internal/store/sqlite/
 
+# dicomshield scan against nmap's dicom-ping on the same 500 loopback
+# listeners, directly and behind relays adding 50 ms of round-trip time.
+bench-scan:
+	cd bench && $(GO) run ./cmd/scanbench -n 500 -o ../bench-scan-results.md
+	cd bench && $(GO) run ./cmd/scanbench -n 500 -rtt 50ms -o ../bench-scan-results.md
+
 clean:
-	rm -rf bin bench-results.txt bench-net-results.md
+	rm -rf bin bench-results.txt bench-net-results.md bench-scan-results.md
