@@ -164,7 +164,7 @@ type Proof struct {
 type WriteTest struct {
 	Stored    bool   `json:"stored"`
 	Append    string `json:"append"`    // accepted|refused|untested
-	Overwrite string `json:"overwrite"` // accepted|refused|ignored|untested
+	Overwrite string `json:"overwrite"` // accepted|refused|ignored|unverified|untested
 	// Created lists every UID the scanner stored, so the owner can delete them.
 	Created []string `json:"created,omitempty"`
 	Detail  string   `json:"detail,omitempty"`
