@@ -146,3 +146,33 @@ func TestMoveDestinations(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowUp: the hook the scan engine calls fills the result as the
+// flags ask, and is nil when they ask for nothing.
+func TestFollowUp(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	if prove.FollowUp(prove.Config{}) != nil {
+		t.Fatal("FollowUp without --prove or --test-write is not nil")
+	}
+	addr := startArchive(t)
+	for _, tc := range []struct {
+		name         string
+		cfg          prove.Config
+		proof, write bool
+	}{
+		{"prove", prove.Config{Prove: true}, true, false},
+		{"test-write", prove.Config{TestWrite: true}, false, true},
+		{"both", prove.Config{Prove: true, TestWrite: true, Options: prove.Options{MaxRecords: 5, HashSalt: "s"}}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &scan.Result{Exposure: scan.Exposure{Query: scan.ExposureUnproven, Retrieve: scan.ExposureUnproven}}
+			prove.FollowUp(tc.cfg)(context.Background(), scan.Access{Addr: addr, CallingAE: "ECHOONLY", CalledAE: "DICOMSHIELD", Timeout: 5 * time.Second}, r)
+			if (r.Proof != nil) != tc.proof || (r.WriteTest != nil) != tc.write {
+				t.Fatalf("proof %+v, write test %+v", r.Proof, r.WriteTest)
+			}
+			if tc.proof && (r.Exposure.Query != scan.ExposureClosed || r.Exposure.Retrieve != scan.ExposureClosed) {
+				t.Errorf("exposure %+v, want query and retrieve closed from proof", r.Exposure)
+			}
+		})
+	}
+}
