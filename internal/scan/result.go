@@ -51,17 +51,30 @@ type Result struct {
 	Transport string  `json:"transport,omitempty"`
 	TLS       TLSInfo `json:"tls"`
 
-	Auth       string    `json:"auth"`
-	AuthDetail string    `json:"auth_detail"`
-	Attempts   []Attempt `json:"attempts,omitempty"` // the association ladder, in order
+	Auth       string `json:"auth"`
+	AuthDetail string `json:"auth_detail"`
+	// StoppedBy names the check that kept a stranger out when nothing
+	// guessable was accepted: "called-ae", "calling-ae", "certificate",
+	// "unstated" (refused without naming a check: an address filter or
+	// an unstated one), "busy" (only transient rejections).
+	StoppedBy string    `json:"stopped_by,omitempty"`
+	Attempts  []Attempt `json:"attempts,omitempty"` // the association ladder, in order
 
 	Implementation Implementation `json:"implementation"`
 	Product        *Product       `json:"product,omitempty"`
+	// OrthancREST is true when Orthanc's REST API on the same host, for
+	// this DICOM port, answered GET /system without credentials.
+	OrthancREST bool `json:"orthanc_rest,omitempty"`
 
 	// Services maps a service name (see services.go, e.g. "verification",
 	// "study-root-find", "ct-storage") to what a stranger was offered.
 	Services map[string]Service `json:"services,omitempty"`
-	Exposure Exposure           `json:"exposure"`
+	// Echo is the outcome of the stranger's C-ECHO: "success", a failure
+	// in words, or "" when no association was accepted.
+	Echo string `json:"echo,omitempty"`
+	// ExposureDetail says how each exposure verdict was reached.
+	ExposureDetail string   `json:"exposure_detail,omitempty"`
+	Exposure       Exposure `json:"exposure"`
 
 	Proof     *Proof     `json:"proof,omitempty"`      // --prove
 	WriteTest *WriteTest `json:"write_test,omitempty"` // --test-write
