@@ -56,11 +56,14 @@ Talk to DICOM services (DCMTK's echoscu, storescu, findscu, getscu, movescu):
   dicomshield store HOST:PORT PATH...                 send files and folders (C-STORE)
   dicomshield find HOST:PORT -k PatientID=PAT* ...    query (C-FIND)
   dicomshield get HOST:PORT -k StudyInstanceUID=...   retrieve into a folder (C-GET)
-  dicomshield move HOST:PORT --dest AE -k ...         send to another AE (C-MOVE)`,
+  dicomshield move HOST:PORT --dest AE -k ...         send to another AE (C-MOVE)
+
+Find exposed DICOM services:
+  dicomshield scan 10.0.0.0/24 --json out.jsonl       who answers strangers, and how badly`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newPeerCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd())
+	root.AddCommand(newServeCmd(), newPeerCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
 	return root
 }
