@@ -34,7 +34,7 @@ func newPeerAddCmd() *cobra.Command {
 	var dir, allow, bundle string
 	var hosts []string
 	var port int
-	var plaintext bool
+	var plaintext, requireUser bool
 	cmd := &cobra.Command{
 		Use:   "add AE_TITLE --host ADDR_OR_CIDR --allow RIGHTS --bundle DIR",
 		Short: "Register a peer and write its certificate bundle",
@@ -47,7 +47,11 @@ and dicomshield's clients as --tls --key AE_TITLE.key --cert AE_TITLE.crt --ca c
 
 --port registers where the peer receives C-MOVE sub-operations. --plaintext
 lets the peer use the plain listener (when one is configured): its traffic is
-then readable by anyone on the network.`,
+then readable by anyone on the network.
+
+--require-user refuses the peer's associations unless they authenticate a
+user (dicomshield user add) with a password or a token; the user's role then
+limits what the association may do.`,
 		Example: `  dicomshield peer add CT01 --host 10.0.4.21 --allow echo,store --bundle ./ct01
   dicomshield peer add VIEWER --host 10.0.5.0/24 --allow echo,find,get,move --port 11112 --bundle ./viewer`,
 		Args: cobra.ExactArgs(1),
@@ -87,7 +91,7 @@ then readable by anyone on the network.`,
 			if err != nil {
 				return err
 			}
-			p := policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, CertSerial: serial, AddedAt: time.Now()}
+			p := policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, CertSerial: serial, RequireUser: requireUser, AddedAt: time.Now()}
 			if err := reg.Put(cmd.Context(), p); err != nil {
 				return err
 			}
@@ -106,6 +110,7 @@ then readable by anyone on the network.`,
 	cmd.Flags().IntVar(&port, "port", 0, "port where the peer receives C-MOVE sub-operations (0: not a move destination)")
 	cmd.Flags().BoolVar(&plaintext, "plaintext", false, "allow this peer on the plain (unencrypted) listener")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "directory to write the peer's ca.pem, certificate and key into")
+	cmd.Flags().BoolVar(&requireUser, "require-user", false, "refuse the peer's associations unless a user authenticates (password or token)")
 	return cmd
 }
 
@@ -133,13 +138,13 @@ func newPeerListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "AE TITLE\tHOSTS\tRIGHTS\tMOVE PORT\tPLAINTEXT\tADDED")
+			fmt.Fprintln(tw, "AE TITLE\tHOSTS\tRIGHTS\tMOVE PORT\tPLAINTEXT\tREQUIRE USER\tADDED")
 			for _, p := range peers {
 				port := "-"
 				if p.Port > 0 {
 					port = fmt.Sprint(p.Port)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), port, p.Plaintext, p.AddedAt.Format("2006-01-02"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), port, p.Plaintext, p.RequireUser, p.AddedAt.Format("2006-01-02"))
 			}
 			return tw.Flush()
 		},

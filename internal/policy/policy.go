@@ -139,7 +139,10 @@ type Peer struct {
 	// CertSerial is the serial number of the client certificate issued
 	// to the peer; when set, a TLS association must present it.
 	CertSerial string
-	AddedAt    time.Time
+	// RequireUser refuses associations that do not authenticate a user
+	// (user identity negotiation with a password or a token).
+	RequireUser bool
+	AddedAt     time.Time
 }
 
 // Can reports whether the peer has right r. A nil peer can do nothing.

@@ -250,8 +250,9 @@ type peerJSON struct {
 	Port       int       `json:"port,omitempty"`
 	Rights     []Right   `json:"rights"`
 	Plaintext  bool      `json:"plaintext,omitempty"`
-	CertSerial string    `json:"cert_serial,omitempty"`
-	AddedAt    time.Time `json:"added_at"`
+	CertSerial  string    `json:"cert_serial,omitempty"`
+	RequireUser bool      `json:"require_user,omitempty"`
+	AddedAt     time.Time `json:"added_at"`
 }
 
 func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
@@ -287,8 +288,9 @@ func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
 			Port:       pj.Port,
 			Rights:     pj.Rights,
 			Plaintext:  pj.Plaintext,
-			CertSerial: pj.CertSerial,
-			AddedAt:    pj.AddedAt,
+			CertSerial:  pj.CertSerial,
+			RequireUser: pj.RequireUser,
+			AddedAt:     pj.AddedAt,
 		}
 		for _, h := range pj.Hosts {
 			pfx, err := ParseHost(h)
@@ -321,8 +323,9 @@ func encodePeers(peers map[string]Peer) ([]byte, error) {
 			Port:       p.Port,
 			Rights:     p.Rights,
 			Plaintext:  p.Plaintext,
-			CertSerial: p.CertSerial,
-			AddedAt:    p.AddedAt,
+			CertSerial:  p.CertSerial,
+			RequireUser: p.RequireUser,
+			AddedAt:     p.AddedAt,
 		})
 	}
 	data, err := json.MarshalIndent(pf, "", "  ")
