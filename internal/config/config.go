@@ -160,6 +160,8 @@ type Config struct {
 	// AcceptRisk names the risks the owner knowingly accepts (see
 	// KnownRisks).
 	AcceptRisk []string `toml:"accept_risk"`
+	// Identity configures user authentication by token (identity.go).
+	Identity Identity `toml:"identity"`
 }
 
 // Duration is a length of time written in the file as a string such as
@@ -215,6 +217,7 @@ func Default() *Config {
 			MaxFindResults:         DefaultMaxFindResults,
 		},
 		AcceptRisk: []string{},
+		Identity:   defaultIdentity(),
 	}
 }
 
@@ -348,6 +351,8 @@ func (c *Config) Validate() []error {
 	if l.MaxFindResults < MinMaxFindResults || l.MaxFindResults > MaxMaxFindResults {
 		bad("limits.max_find_results: %d is out of range; use a number from %d to %d (default %d)", l.MaxFindResults, MinMaxFindResults, MaxMaxFindResults, DefaultMaxFindResults)
 	}
+
+	c.Identity.validate(bad)
 
 	for _, r := range c.AcceptRisk {
 		if !slices.Contains(KnownRisks, r) {

@@ -164,6 +164,7 @@ devices need milliseconds; this stops connections left hanging on purpose.`,
 	opt(`Most matches one query (C-FIND) returns, so that a query with wildcards
 cannot list every patient at once.`,
 		"max_find_results", strconv.Itoa(c.Limits.MaxFindResults))
+	c.commentedIdentity(table, opt)
 	return b.String()
 }
 
