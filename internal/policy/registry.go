@@ -245,11 +245,11 @@ type peersFile struct {
 }
 
 type peerJSON struct {
-	AETitle    string    `json:"ae_title"`
-	Hosts      []string  `json:"hosts"`
-	Port       int       `json:"port,omitempty"`
-	Rights     []Right   `json:"rights"`
-	Plaintext  bool      `json:"plaintext,omitempty"`
+	AETitle     string    `json:"ae_title"`
+	Hosts       []string  `json:"hosts"`
+	Port        int       `json:"port,omitempty"`
+	Rights      []Right   `json:"rights"`
+	Plaintext   bool      `json:"plaintext,omitempty"`
 	CertSerial  string    `json:"cert_serial,omitempty"`
 	RequireUser bool      `json:"require_user,omitempty"`
 	AddedAt     time.Time `json:"added_at"`
@@ -284,10 +284,10 @@ func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
 	peers := make(map[string]Peer, len(pf.Peers))
 	for i, pj := range pf.Peers {
 		p := Peer{
-			AETitle:    pj.AETitle,
-			Port:       pj.Port,
-			Rights:     pj.Rights,
-			Plaintext:  pj.Plaintext,
+			AETitle:     pj.AETitle,
+			Port:        pj.Port,
+			Rights:      pj.Rights,
+			Plaintext:   pj.Plaintext,
 			CertSerial:  pj.CertSerial,
 			RequireUser: pj.RequireUser,
 			AddedAt:     pj.AddedAt,
@@ -318,11 +318,11 @@ func encodePeers(peers map[string]Peer) ([]byte, error) {
 			hosts[i] = FormatHost(h)
 		}
 		pf.Peers = append(pf.Peers, peerJSON{
-			AETitle:    p.AETitle,
-			Hosts:      hosts,
-			Port:       p.Port,
-			Rights:     p.Rights,
-			Plaintext:  p.Plaintext,
+			AETitle:     p.AETitle,
+			Hosts:       hosts,
+			Port:        p.Port,
+			Rights:      p.Rights,
+			Plaintext:   p.Plaintext,
 			CertSerial:  p.CertSerial,
 			RequireUser: p.RequireUser,
 			AddedAt:     p.AddedAt,
