@@ -20,6 +20,7 @@ import (
 
 	"github.com/dicomshield/dicomshield/internal/config"
 	"github.com/dicomshield/dicomshield/internal/dimse"
+	"github.com/dicomshield/dicomshield/internal/identity"
 	"github.com/dicomshield/dicomshield/internal/pki"
 	"github.com/dicomshield/dicomshield/internal/policy"
 	"github.com/dicomshield/dicomshield/internal/store"
@@ -56,6 +57,8 @@ type Archive struct {
 	// Audit receives the audit trail's events; Open sets Discard, serve
 	// sets the configured trail.
 	Audit audit.Recorder
+	// Identity checks user identity negotiation (identity.go).
+	Identity *identity.Authenticator
 
 	mu      sync.Mutex
 	servers []*dimse.Server
@@ -105,7 +108,12 @@ func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 		ix.Close()
 		return nil, nil, err
 	}
-	a := &Archive{Dir: dir, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger, Audit: audit.Discard{},
+	auth, err := newAuthenticator(dir, cfg)
+	if err != nil {
+		ix.Close()
+		return nil, nil, err
+	}
+	a := &Archive{Dir: dir, Identity: auth, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger, Audit: audit.Discard{},
 		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}, metrics: newMetrics()}
 	if err := a.recover(context.Background()); err != nil {
 		ix.Close()

@@ -46,9 +46,13 @@ func isStorageClass(uid string) bool {
 	return false
 }
 
+// peerOf returns the association's peer, its rights narrowed to its
+// user's (identity.go); nil if none.
 func peerOf(r *dimse.Request) *policy.Peer {
-	p, _ := r.Assoc.Values.(*policy.Peer)
-	return p
+	if s, _ := r.Assoc.Values.(*session); s != nil {
+		return s.peer
+	}
+	return nil
 }
 
 // accept decides an association with the policy, then offers only the
@@ -84,7 +88,12 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 			return nil, nil, &ul.AssociateRJ{Result: ul.RejectTransient, Source: ul.SourceServiceProviderPresenta, Reason: ul.ReasonLocalLimitExceeded}
 		}
 	}
-	peer := d.Peer
+	sess, respond, rj := a.authenticate(r, d.Peer, req.Remote)
+	if rj != nil {
+		a.metrics.assocRefused.Add(1)
+		return nil, nil, rj
+	}
+	peer := sess.peer
 	ac := dimse.Negotiate(r.RQ, func(abstract string) []string {
 		switch {
 		case abstract == dimse.VerificationSOPClass && peer.Can(policy.RightEcho):
@@ -101,9 +110,15 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		return nil
 	})
 	ac.CalledAE = a.Config.AETitle
+	if respond {
+		// PS3.7 D.3.3.7.2: the server response is empty for types 1 and 2;
+		// for a token we issue none of our own, and an empty response still
+		// tells the requestor its identity was accepted.
+		ac.User.HasIdentityResp = true
+	}
 	a.metrics.assocAccepted.Add(1)
 	a.Logger.Info("association accepted", "reason", d.Reason)
-	return ac, peer, nil
+	return ac, sess, nil
 }
 
 func (a *Archive) echo(ctx context.Context, r *dimse.Request) dimse.Status {

@@ -24,8 +24,17 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs the command line with args and returns the exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	return MainInput(args, nil, stdout, stderr)
+}
+
+// MainInput is Main with standard input (nil: the process's), from which
+// commands such as `user add --password-stdin` read.
+func MainInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
+	if stdin != nil {
+		root.SetIn(stdin)
+	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.Execute()
@@ -59,11 +68,16 @@ Talk to DICOM services (DCMTK's echoscu, storescu, findscu, getscu, movescu):
   dicomshield move HOST:PORT --dest AE -k ...         send to another AE (C-MOVE)
 
 Find exposed DICOM services:
-  dicomshield scan 10.0.0.0/24 --json out.jsonl       who answers strangers, and how badly`,
+  dicomshield scan 10.0.0.0/24 --json out.jsonl       who answers strangers, and how badly
+
+Run the archive:
+  dicomshield serve                     the archive (DICOM over TLS)
+  dicomshield peer add AE ...           register a device
+  dicomshield user add NAME --role R    add a user (password asked for)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newPeerCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
+	root.AddCommand(newServeCmd(), newPeerCmd(), newUserCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
 	return root
 }
