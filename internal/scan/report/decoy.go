@@ -91,9 +91,10 @@ type Decoys struct {
 // evidence that it is a honeypot or a test fixture, using the defaults.
 func MarkDecoys(rs []scan.Result) { Decoys{}.Mark(rs) }
 
-// Mark fills r.Decoy for every result with evidence. Evidence already in a
-// result (from the scanner) is kept; Likely is set when the evidence
-// weighs enough. Results without any evidence are left untouched.
+// Mark fills r.Decoy, Likely set, for every result whose evidence weighs
+// enough: one strong sign or two weak ones. Evidence already in a result
+// (from the scanner) is kept. Results with a lone weak sign, or none, are
+// left untouched.
 func (d Decoys) Mark(rs []scan.Result) {
 	fleetMin := d.FleetThreshold
 	if fleetMin <= 0 {
@@ -144,7 +145,10 @@ func (d Decoys) Mark(rs []scan.Result) {
 		if sig := sigs[i]; sig != "" && len(hosts[sig]) >= fleetMin {
 			add(1, fmt.Sprintf("gave the same answer (implementation, accepted services, certificate) as %d other hosts", len(hosts[sig])-1))
 		}
-		if len(ev) == 0 {
+		if score < likelyScore {
+			// A lone weak sign is what many real servers show (a default
+			// Orthanc accepts every storage class): not worth a reader's
+			// attention.
 			continue
 		}
 		if r.Decoy == nil {
@@ -155,9 +159,7 @@ func (d Decoys) Mark(rs []scan.Result) {
 				r.Decoy.Evidence = append(r.Decoy.Evidence, e)
 			}
 		}
-		if score >= likelyScore {
-			r.Decoy.Likely = true
-		}
+		r.Decoy.Likely = true
 	}
 }
 

@@ -26,6 +26,17 @@ func fleet(n int, port func(i int) int, host func(i int) string, certs func(i in
 	return rs
 }
 
+func withAllStorage(rs []scan.Result) []scan.Result {
+	for i := range rs {
+		rs[i].Services = services(false, 10)
+	}
+	return rs
+}
+
+func fleetAll(n int) []scan.Result {
+	return withAllStorage(fleet(n, func(int) int { return 104 }, func(i int) string { return fmt.Sprintf("10.9.0.%d", i+1) }, func(int) string { return "" }))
+}
+
 func TestMarkDecoys(t *testing.T) {
 	hostN := func(i int) string { return fmt.Sprintf("10.9.0.%d", i+1) }
 	sameHost := func(int) string { return "10.9.0.1" }
@@ -62,24 +73,28 @@ func TestMarkDecoys(t *testing.T) {
 		{"Dicompot: no implementation UID and everything accepted", Decoys{}, []scan.Result{dicomResult("h", 1, "", "", services(true, 10))},
 			want{true, []string{"without announcing an implementation class UID", "Dicompot", "every storage class proposed (10 of 10)"}}},
 		{"no implementation UID alone is a sign only", Decoys{}, []scan.Result{dicomResult("h", 1, "", "", services(true, 2))},
-			want{false, []string{"Dicompot"}}},
+			want{false, nil}},
 		{"no implementation UID on a refusal says nothing", Decoys{}, []scan.Result{dicomResult("h", 1, "", "", nil)},
 			want{false, nil}},
 		{"every storage class alone is a sign only", Decoys{}, []scan.Result{dicomResult("h", 1, "1.2.276.0.7230010.3.0.3.6.7", "OFFIS_DCMTK_367", services(true, 10))},
-			want{false, []string{"every storage class"}}},
+			want{false, nil}},
 		{"too few storage classes proposed", Decoys{MinStorageProposed: 11}, []scan.Result{dicomResult("h", 1, "1.2.276.0.7230010.3.0.3.6.7", "OFFIS_DCMTK_367", services(true, 10))},
 			want{false, nil}},
 		{"fleet at the default threshold", Decoys{}, fleet(5, port104, hostN, noCert),
-			want{false, []string{"same answer", "as 4 other hosts"}}},
+			want{false, nil}}, // a weak sign alone
+		{"fleet accepting every storage class", Decoys{}, fleetAll(5),
+			want{true, []string{"same answer", "as 4 other hosts", "every storage class proposed (10 of 10)"}}},
+		{"fleet below the threshold accepting every storage class", Decoys{}, fleetAll(4),
+			want{false, nil}},
 		{"fleet below the default threshold", Decoys{}, fleet(4, port104, hostN, noCert),
 			want{false, nil}},
-		{"fleet threshold configured", Decoys{FleetThreshold: 3}, fleet(3, port104, hostN, noCert),
-			want{false, []string{"as 2 other hosts"}}},
-		{"fleet sharing one certificate", Decoys{}, fleet(6, port104, hostN, oneCert),
-			want{false, []string{"as 5 other hosts"}}},
-		{"own certificates are not a fleet", Decoys{}, fleet(6, port104, hostN, ownCert),
+		{"fleet threshold configured", Decoys{FleetThreshold: 3}, fleetAll(3),
+			want{true, []string{"as 2 other hosts"}}},
+		{"fleet sharing one certificate", Decoys{}, withAllStorage(fleet(6, port104, hostN, oneCert)),
+			want{true, []string{"as 5 other hosts"}}},
+		{"own certificates are not a fleet", Decoys{}, withAllStorage(fleet(6, port104, hostN, ownCert)),
 			want{false, nil}},
-		{"many ports of one host are not a fleet", Decoys{}, fleet(6, portN, sameHost, noCert),
+		{"many ports of one host are not a fleet", Decoys{}, withAllStorage(fleet(6, portN, sameHost, noCert)),
 			want{false, nil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,8 +142,8 @@ func TestMarkDecoysFixture(t *testing.T) {
 			t.Errorf("%s: likely decoy %v, want %v (%+v)", r.Key(), IsDecoy(&r), wantLikely, r.Decoy)
 		}
 	}
-	if rs[0].Decoy == nil || rs[0].Decoy.Likely {
-		t.Errorf("default Orthanc: want a sign (every storage class) but not a decoy, got %+v", rs[0].Decoy)
+	if rs[0].Decoy != nil {
+		t.Errorf("default Orthanc: one weak sign (every storage class) should not be recorded, got %+v", rs[0].Decoy)
 	}
 }
 
