@@ -35,6 +35,7 @@ type scanFlags struct {
 	ports               string
 	jsonFile, csvFile   string
 	sarifFile           string
+	htmlFile            string
 	acceptRisk          []string
 
 	concurrency, perHost, maxAttempts int
@@ -127,6 +128,8 @@ Ctrl-C stops the scan and writes what was found.`,
 	fl.IntVar(&f.maxAttempts, "max-attempts", scan.DefaultMaxAttempts, "associations per service in the AE title ladder")
 	fl.StringVar(&f.httpPorts, "http-ports", joinInts(scan.DefaultHTTPPorts), "ports where Orthanc's REST API is looked for (GET /system); empty: none")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress line")
+	fl.StringVar(&f.htmlFile, "html", "", "write a self-contained HTML report (figures, charts, each service with remediation; likely decoys set apart) to `FILE`")
+	cmd.AddCommand(newScanDiffCmd())
 	return cmd
 }
 
@@ -274,6 +277,9 @@ func (f *scanFlags) openSinks(stdout io.Writer) ([]scan.Sink, func(), error) {
 			return nil, nil, err
 		}
 		sinks = append(sinks, o.make(w))
+	}
+	if f.htmlFile != "" {
+		sinks = append(sinks, &htmlSink{path: f.htmlFile})
 	}
 	if !toStdout {
 		sinks = append(sinks, &scan.TableSink{W: stdout})

@@ -33,3 +33,13 @@ func writeScanHTML(path string, results []scan.Result, sources []string) error {
 	}
 	return nil
 }
+
+// htmlSink collects results and writes the HTML report when the scan ends
+// (interrupted or not).
+type htmlSink struct {
+	path    string
+	results []scan.Result
+}
+
+func (s *htmlSink) Write(r *scan.Result) error { s.results = append(s.results, *r); return nil }
+func (s *htmlSink) Close() error               { return writeScanHTML(s.path, s.results, nil) }
