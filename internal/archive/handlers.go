@@ -226,7 +226,7 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	switch err := a.Index.Add(ctx, inst); {
 	case err == nil:
 		a.metrics.storeBytes.Add(size)
-		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "sop_class", inst.SOPClassUID, "bytes", size)
+		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "user", userOf(r), "sop_class", inst.SOPClassUID, "bytes", size)
 		return dimse.Status{Code: dimse.StatusSuccess}
 	case errors.Is(err, store.ErrDuplicate):
 		return dimse.Status{Code: dimse.StatusSuccess}

@@ -369,3 +369,74 @@ func TestUserAddRefuses(t *testing.T) {
 		t.Errorf("a refused user add wrote the users file: %v", err)
 	}
 }
+
+// TestIdentityNegotiation: what the A-ASSOCIATE-AC answers for each
+// identity type, peer setting and positive-response flag, seen by our own
+// client; and the user's name reaches the handlers.
+func TestIdentityNegotiation(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	t.Cleanup(identity.SetParamsForTesting(cheapArgon))
+	dir := filepath.Join(t.TempDir(), "data")
+	s := startAuditedServer(t, dir, audit.Discard{}, "", "")
+	req := addPeer(t, dir, "REQ1", "--allow", "echo,store", "--require-user")
+	open := addPeer(t, dir, "OPEN1", "--allow", "echo,store")
+	addUser(t, dir, "ct-tech", "modality", ctPass)
+	pw := func(pass string, rsp bool) *ul.UserIdentity {
+		return &ul.UserIdentity{Type: ul.IdentityUsernamePasscode, PositiveResponseRequested: rsp, Primary: []byte("ct-tech"), Secondary: []byte(pass)}
+	}
+	tests := []struct {
+		name     string
+		peer     bundle
+		id       *ul.UserIdentity
+		accepted bool
+		response bool // the AC carries the identity response (0x59)
+	}{
+		{"password, response requested", req, pw(ctPass, true), true, true},
+		{"password, no response requested", req, pw(ctPass, false), true, false},
+		{"wrong password, response requested", req, pw("wrong-passphrase", true), false, false},
+		{"user name only, response requested", open, &ul.UserIdentity{Type: ul.IdentityUsername, PositiveResponseRequested: true, Primary: []byte("ct-tech")}, true, false},
+		{"kerberos, peer without require_user", open, &ul.UserIdentity{Type: ul.IdentityKerberos, Primary: []byte("ticket")}, true, false},
+		{"kerberos, peer with require_user", req, &ul.UserIdentity{Type: ul.IdentityKerberos, Primary: []byte("ticket")}, false, false},
+		{"token without an issuer configured", req, &ul.UserIdentity{Type: ul.IdentityJWT, Primary: []byte("a.b.c")}, false, false},
+		{"oversized passcode", req, pw(strings.Repeat("x", 5000), true), false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cl, err := dimse.Dial(ctx, s.TLSAddr, &dimse.DialOptions{CallingAE: tc.peer.AE, CalledAE: archiveAE, TLS: tc.peer.TLS(t),
+				Identity: tc.id, Contexts: proposals([]string{scImage}, allSyntaxes[:1])})
+			if !tc.accepted {
+				rj := rejection(t, err)
+				if rj.Result != ul.RejectPermanent || rj.Source != ul.SourceServiceUser || rj.Reason != ul.ReasonNoReason {
+					t.Errorf("rejection %+v, want permanent, service user, no reason given", rj)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("want accepted: %v", err)
+			}
+			defer cl.Release()
+			if got := cl.Association().AC().User.HasIdentityResp; got != tc.response {
+				t.Errorf("identity response in the AC: %v, want %v", got, tc.response)
+			}
+			if len(cl.Association().AC().User.IdentityResp) != 0 {
+				t.Errorf("identity response %q, want empty", cl.Association().AC().User.IdentityResp)
+			}
+		})
+	}
+
+	// The store handler knows the association's user.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := dimse.Dial(ctx, s.TLSAddr, &dimse.DialOptions{CallingAE: req.AE, CalledAE: archiveAE, TLS: req.TLS(t),
+		Identity: pw(ctPass, false), Contexts: proposals([]string{scImage}, allSyntaxes[:1])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStore(t, cl, makeInstance(t, instanceSpec{}))
+	cl.Release()
+	if !strings.Contains(s.Logs.String(), `msg=stored calling_ae=REQ1 user=ct-tech`) {
+		t.Errorf("the store handler did not see the user:\n%s", s.Logs.String())
+	}
+}
