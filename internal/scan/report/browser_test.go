@@ -162,6 +162,7 @@ func TestHTMLInChromium(t *testing.T) {
 		{"fig-not-dicom", "1", want.NotDICOM},
 		{"fig-results", "15", want.Results},
 		{"fig-auth-none", "4", want.Auth.None},
+		{"lead-auth-none", "4", want.Auth.None},
 		{"fig-auth-weak", "1", want.Auth.Weak},
 		{"fig-auth-strong", "1", want.Auth.Strong},
 		{"fig-auth-unknown", "1", want.Auth.Unknown},
@@ -185,6 +186,12 @@ func TestHTMLInChromium(t *testing.T) {
 		if n := number(t, got); n != tc.got {
 			t.Errorf("#%s shows %d, Summarize says %d", tc.id, n, tc.got)
 		}
+	}
+	if strings.Contains(dom, `id="fig-records-none"`) {
+		t.Error("records shown as not counted although three services were proved")
+	}
+	if !strings.Contains(dom, "</span> (42.9 %) answered query/retrieve") {
+		t.Error("the lead sentence lacks the query-exposed share (3 of 7)")
 	}
 	if got := byID(t, dom, "fig-tls-percent"); got != "28.6 %" {
 		t.Errorf("#fig-tls-percent shows %q, want 28.6 %% (2 of 7)", got)

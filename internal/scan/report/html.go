@@ -34,6 +34,7 @@ func cssHash() string {
 var pageTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"num":   thousands,
 	"pct":   percent,
+	"share": share,
 	"lower": strings.ToLower,
 	"date":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 }).Parse(reportTmpl))
@@ -238,6 +239,14 @@ func thousands(n int) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// share formats n of total as a percentage: "30.5 %" ("0.0 %" of nothing).
+func share(n, total int) string {
+	if total == 0 {
+		return percent(0)
+	}
+	return percent(float64(n) * 100 / float64(total))
 }
 
 // percent formats a share with one decimal: "8.3 %".

@@ -117,3 +117,18 @@ func TestHTMLServiceOrder(t *testing.T) {
 		t.Fatalf("findings not by severity: critical at %d, high at %d, low at %d", crit, high, low)
 	}
 }
+
+func TestHTMLWithoutProof(t *testing.T) {
+	rs := fixture()[:1] // the default Orthanc: no proof
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, rs, Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	s := buf.String()
+	if !strings.Contains(s, `id="fig-records-none">not counted<`) || strings.Contains(s, `id="fig-records-patient"`) {
+		t.Fatal("records without a proof are not shown as not counted")
+	}
+	if !strings.Contains(s, "(0.0 %) answered query/retrieve") || !strings.Contains(s, "(100.0 %) exposed storage only") {
+		t.Fatal("lead sentence shares wrong for one storage-only service")
+	}
+}
