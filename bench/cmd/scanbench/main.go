@@ -43,7 +43,9 @@ func main() {
 	runs := flag.Int("runs", 1, "runs of each scanner (the best is reported)")
 	out := flag.String("o", "", "also append the result table to this file")
 	bin := flag.String("dicomshield", "", "dicomshield binary (default: built from ../cmd/dicomshield)")
+	scanArgs := flag.String("scan-args", "", "extra arguments for dicomshield scan, space-separated (e.g. \"--rate 0\")")
 	flag.Parse()
+	extraArgs = strings.Fields(*scanArgs)
 	log.SetFlags(0)
 	log.SetPrefix("scanbench: ")
 
@@ -105,7 +107,7 @@ func main() {
 	}
 
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "\n%d listeners on 127.1.0.0/16 port %d, added RTT %v, best of %d run(s)\n\n", *n, *port, *rtt, *runs)
+	fmt.Fprintf(&b, "\n%d listeners on 127.1.0.0/16 port %d, added RTT %v, best of %d run(s); dicomshield scan %s\n\n", *n, *port, *rtt, *runs, *scanArgs)
 	fmt.Fprintf(&b, "| scanner | DICOM services found | seconds | services/s | vs nmap |\n|---|---|---|---|---|\n")
 	base := 0.0
 	for i, r := range rows {
@@ -265,8 +267,13 @@ func runNmap(tmp, targets string, port int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return bytes.Count(data, []byte("DICOM Service Provider discovered")), nil
+	// The verdict appears twice per host (the script's output attribute and
+	// its <elem key="dicom">); count the element.
+	return bytes.Count(data, []byte(`<elem key="dicom">DICOM Service Provider discovered`)), nil
 }
+
+// extraArgs are added to the dicomshield scan command line (-scan-args).
+var extraArgs []string
 
 // runDicomshield runs the full scan (association ladder, services, C-ECHO)
 // and counts the results that speak DICOM.
@@ -275,7 +282,7 @@ func runDicomshield(bin, tmp, targets string, port int) (int, error) {
 	os.Remove(jsonl)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "scan", "-iL", targets, "-p", fmt.Sprint(port), "--json", jsonl)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"scan", "-iL", targets, "-p", fmt.Sprint(port), "--json", jsonl, "-q"}, extraArgs...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &stderr
