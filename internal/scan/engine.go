@@ -274,7 +274,7 @@ func (p *probe) attempt(ctx context.Context, useTLS bool, calling, called string
 	var capture *tlsCapture
 	o := &dimse.DialOptions{CallingAE: calling, CalledAE: called, Contexts: proposals(),
 		ConnectTimeout: p.s.o.ConnectTimeout,
-		UL:             ul.Config{AssociateTimeout: p.s.o.AssociateTimeout, IdleTimeout: p.s.o.DIMSETimeout, CloseTimeout: DefaultReleaseTimeout}}
+		UL:             ul.Config{AssociateTimeout: p.s.o.AssociateTimeout, IdleTimeout: p.s.o.DIMSETimeout, CloseTimeout: min(DefaultReleaseTimeout, p.s.o.DIMSETimeout)}}
 	if useTLS {
 		capture = &tlsCapture{}
 		o.TLS = scanTLS(capture)
@@ -327,7 +327,10 @@ func (p *probe) attemptRetry(ctx context.Context, useTLS bool, calling, called s
 		return out
 	}
 	transient := out.rj != nil && out.rj.Result == ul.RejectTransient
-	if (out.tcp && !out.dicom) || transient {
+	// A peer that answered with something other than DICOM (a protocol
+	// error) would answer the same again: only silence, resets and
+	// transient rejections are retried.
+	if (out.tcp && !out.dicom && !errors.Is(out.err, ul.ErrProtocol)) || transient {
 		if transient {
 			select {
 			case <-time.After(transientPause):

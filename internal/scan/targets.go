@@ -229,7 +229,7 @@ func (t Target) Local() bool {
 // output (an address per line, or CSV whose first field is the address
 // and whose second, when numeric, is the port). Comments (#) and blank
 // lines yield nothing; a CSV header line (no address in its first field)
-// is skipped.
+// is skipped, so comma-separated lists take addresses, not host names.
 func ParseLine(line string) ([]Target, error) {
 	line = strings.TrimSpace(line)
 	if line == "" || line[0] == '#' {
@@ -262,8 +262,10 @@ func ParseLine(line string) ([]Target, error) {
 				return oneAt(cf[0], "")
 			}
 		} else if err != nil {
-			if _, terr := ParseTarget(cf[0]); terr != nil {
-				return nil, nil // a CSV header
+			// Comma lists take addresses, CIDRs and ranges, not names:
+			// a first field that is none of them is a CSV header.
+			if t, terr := ParseTarget(cf[0]); terr != nil || t.Name != "" {
+				return nil, nil
 			}
 		}
 		f = cf
