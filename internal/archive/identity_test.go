@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -308,6 +309,20 @@ func TestUserIdentityClient(t *testing.T) {
 	code, out := run("echo", s.TLSAddr)
 	if code == 0 || !strings.Contains(out, "rejected permanently") {
 		t.Fatalf("echo without a user: exit %d\n%s", code, out)
+	}
+
+	// peer set turns the requirement off and on again, the same
+	// certificate still valid; a change takes effect without a restart.
+	runCLI(t, "peer", "set", ws.AE, "--require-user=false", "--data", dir)
+	if code, out := run("echo", s.TLSAddr); code != 0 {
+		t.Fatalf("echo without a user after peer set --require-user=false: exit %d\n%s", code, out)
+	}
+	runCLI(t, "peer", "set", ws.AE, "--require-user", "--data", dir)
+	if code, _ := run("echo", s.TLSAddr); code == 0 {
+		t.Fatal("echo without a user accepted after peer set --require-user")
+	}
+	if c := cli.Main([]string{"peer", "set", ws.AE, "--data", dir}, io.Discard, io.Discard); c == 0 {
+		t.Error("peer set with nothing to change succeeded")
 	}
 
 	var stdout, stderr bytes.Buffer

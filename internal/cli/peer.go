@@ -26,7 +26,7 @@ func newPeerCmd() *cobra.Command {
 addresses, with its own certificate, and only for what it was allowed.
 Changes take effect at once in a running server.`,
 	}
-	cmd.AddCommand(newPeerAddCmd(), newPeerListCmd(), newPeerRemoveCmd())
+	cmd.AddCommand(newPeerAddCmd(), newPeerListCmd(), newPeerSetCmd(), newPeerRemoveCmd())
 	return cmd
 }
 
