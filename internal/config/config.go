@@ -157,6 +157,7 @@ type Config struct {
 	Metrics   string   `toml:"metrics"` // Prometheus; "" = off
 	Log       Log      `toml:"log"`
 	Limits    Limits   `toml:"limits"`
+	Abuse     Abuse    `toml:"abuse"`
 	// AcceptRisk names the risks the owner knowingly accepts (see
 	// KnownRisks).
 	AcceptRisk []string `toml:"accept_risk"`
@@ -216,6 +217,7 @@ func Default() *Config {
 			AssociateTimeout:       Duration(DefaultAssociateTimeout),
 			MaxFindResults:         DefaultMaxFindResults,
 		},
+		Abuse:      defaultAbuse(),
 		AcceptRisk: []string{},
 		Identity:   defaultIdentity(),
 	}
@@ -353,6 +355,7 @@ func (c *Config) Validate() []error {
 	}
 
 	c.Identity.validate(bad)
+	c.Abuse.validate(bad)
 
 	for _, r := range c.AcceptRisk {
 		if !slices.Contains(KnownRisks, r) {

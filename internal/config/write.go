@@ -165,6 +165,7 @@ devices need milliseconds; this stops connections left hanging on purpose.`,
 cannot list every patient at once.`,
 		"max_find_results", strconv.Itoa(c.Limits.MaxFindResults))
 	c.commentedIdentity(table, opt)
+	c.Abuse.comment(table, opt)
 	return b.String()
 }
 
