@@ -55,6 +55,9 @@ type DialOptions struct {
 	UL       ul.Config
 	// ConnectTimeout: zero means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// LocalAddr, when set, is the local address connections are made
+	// from (tests use 127.0.0.x to be several peers).
+	LocalAddr net.Addr
 	// ImplementationClassUID and ImplementationVersion override the
 	// identity the request announces (default: dicomshield's own).
 	ImplementationClassUID string
@@ -126,7 +129,7 @@ func Dial(ctx context.Context, addr string, o *DialOptions) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
 	}
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, LocalAddr: o.LocalAddr}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -123,6 +123,12 @@ type Server struct {
 	// ConnState, when set, is called as associations start and end (for
 	// tests and metrics).
 	ConnState func(a *Assoc, open bool)
+	// NotEstablished, when set, is called when a connection ends before
+	// an association was established: its TLS handshake failed, no valid
+	// A-ASSOCIATE-RQ arrived in time, or Accept rejected it (err is then
+	// a *ul.RejectedError). Connections refused because MaxAssociations
+	// were open are not reported. It runs on the connection's goroutine.
+	NotEstablished func(remote net.Addr, err error)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -271,6 +277,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if err != nil {
 			log.Info("TLS handshake failed", "err", err)
 			c.Close()
+			s.notEstablished(c, fmt.Errorf("dimse: TLS handshake: %w", err))
 			return
 		}
 		st := tc.ConnectionState()
@@ -292,6 +299,7 @@ func (s *Server) serveConn(c net.Conn) {
 			attrs = append(attrs, "calling_ae", rq.CallingAE, "called_ae", rq.CalledAE)
 		}
 		log.Info("association not established", attrs...)
+		s.notEstablished(c, err)
 		return
 	}
 	info := &Assoc{ID: id, CallingAE: rq.CallingAE, CalledAE: rq.CalledAE, RemoteAddr: c.RemoteAddr(),
@@ -314,6 +322,12 @@ func (s *Server) serveConn(c net.Conn) {
 		s.mu.Unlock()
 	}()
 	ss.run()
+}
+
+func (s *Server) notEstablished(c net.Conn, err error) {
+	if s.NotEstablished != nil {
+		s.NotEstablished(c.RemoteAddr(), err)
+	}
 }
 
 // Shutdown stops accepting, lets in-flight associations finish (peers
