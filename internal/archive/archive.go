@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dicomshield/dicomshield/internal/abuse"
 	"github.com/dicomshield/dicomshield/internal/config"
 	"github.com/dicomshield/dicomshield/internal/dimse"
 	"github.com/dicomshield/dicomshield/internal/identity"
@@ -59,11 +60,14 @@ type Archive struct {
 	Audit audit.Recorder
 	// Identity checks user identity negotiation (identity.go).
 	Identity *identity.Authenticator
+	// Now is the archive's clock; nil means time.Now (tests inject one).
+	Now func() time.Time
 
 	mu      sync.Mutex
 	servers []*dimse.Server
 	perPeer map[string]int
 	metrics *metrics
+	guard   *abuse.Guard
 }
 
 // Open opens the data directory dir, creating what is missing: the
@@ -210,6 +214,7 @@ func (a *Archive) Listeners() (tlsL, plainL net.Listener, err error) {
 func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace time.Duration) error {
 	errc := make(chan error, 2)
 	n := 0
+	tlsL, plainL = a.guardListeners(tlsL, plainL)
 	if tlsL != nil {
 		tc, err := a.CA.ServerTLSConfig(a.hosts())
 		if err != nil {
@@ -286,6 +291,7 @@ func (a *Archive) newServer(tc *tls.Config) *dimse.Server {
 		Retrieve:        a.retrieve,
 		MoveDestination: a.moveDestination,
 		ConnState:       a.connState,
+		NotEstablished:  a.notEstablished,
 		TLS:             tc,
 	}
 	a.mu.Lock()

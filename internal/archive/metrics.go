@@ -17,6 +17,7 @@ import (
 // anything about patients.
 type metrics struct {
 	assocAccepted, assocRefused, assocOpen atomic.Int64
+	connRefused                            atomic.Int64 // refused before TLS or PDUs (abuse limits)
 	storeBytes                             atomic.Int64
 
 	mu   sync.Mutex
@@ -41,6 +42,7 @@ func (m *metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	fmt.Fprintf(w, "# HELP dicomshield_associations_accepted_total Associations accepted.\n# TYPE dicomshield_associations_accepted_total counter\ndicomshield_associations_accepted_total %d\n", m.assocAccepted.Load())
 	fmt.Fprintf(w, "# HELP dicomshield_associations_refused_total Association requests refused (unknown peer, address, certificate, limits).\n# TYPE dicomshield_associations_refused_total counter\ndicomshield_associations_refused_total %d\n", m.assocRefused.Load())
+	fmt.Fprintf(w, "# HELP dicomshield_connections_refused_total Connections refused before TLS or any DICOM message (banned address, rate or open-connection limit).\n# TYPE dicomshield_connections_refused_total counter\ndicomshield_connections_refused_total %d\n", m.connRefused.Load())
 	fmt.Fprintf(w, "# HELP dicomshield_associations_open Associations open now.\n# TYPE dicomshield_associations_open gauge\ndicomshield_associations_open %d\n", m.assocOpen.Load())
 	fmt.Fprintf(w, "# HELP dicomshield_store_bytes_total Bytes of instances stored.\n# TYPE dicomshield_store_bytes_total counter\ndicomshield_store_bytes_total %d\n", m.storeBytes.Load())
 	m.mu.Lock()
