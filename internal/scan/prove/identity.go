@@ -9,22 +9,21 @@ import (
 	"github.com/dicomshield/dicomshield/internal/ul"
 )
 
-// User identity verdicts (Proof.UserIdentity).
+// User identity verdicts (Proof.UserIdentity), defined in package scan:
+//   - ignored: an association offering a made-up user (positive response
+//     requested) was accepted without a server response; the server does
+//     not take part in user identity negotiation (PS3.7 D.3.3.7 lets an
+//     acceptor ignore it).
+//   - accepted: the server took part - it answered the identity sub-item,
+//     or refused the made-up user - but admits associations without one.
+//   - required: an association without user identity was refused and one
+//     with it was not.
+//   - unknown: neither association got an answer to judge by.
 const (
-	// IdentityIgnored: an association offering a made-up user (positive
-	// response requested) was accepted without a server response: the
-	// server does not take part in user identity negotiation (PS3.7
-	// D.3.3.7 lets an acceptor ignore it).
-	IdentityIgnored = "ignored"
-	// IdentityAccepted: the server took part - it answered the identity
-	// sub-item, or refused the made-up user - but lets in an association
-	// without one.
-	IdentityAccepted = "accepted"
-	// IdentityRequired: an association without user identity was refused
-	// and one with it was not refused for that reason.
-	IdentityRequired = "required"
-	// IdentityUnknown: neither association got an answer to judge by.
-	IdentityUnknown = "unknown"
+	IdentityIgnored  = scan.IdentityIgnored
+	IdentityAccepted = scan.IdentityAccepted
+	IdentityRequired = scan.IdentityRequired
+	IdentityUnknown  = scan.IdentityUnknown
 )
 
 // probeUser is the made-up user name offered: it names the scanner, so a

@@ -134,23 +134,37 @@ func TestApply(t *testing.T) {
 		{"records and get",
 			&scan.Proof{Records: map[string]int{"PATIENT": 4, "STUDY": 7}, Fields: map[string]bool{"PatientName": true, "PatientAddress": false},
 				Get: "open", Move: "open", MoveAnyDest: "closed", UserIdentity: IdentityIgnored},
-			nil, "open", "open", []string{FindingQueryProven, FindingGetProven, FindingMoveProven, FindingIdentityIgnored}},
+			nil, "open", "open", []string{"DS-QUERY-OPEN", scan.FindingIdentityIgnored}},
 		{"refused everywhere",
 			&scan.Proof{Records: map[string]int{"PATIENT": -1, "STUDY": -1}, Get: "closed", Move: "closed", MoveAnyDest: "closed", UserIdentity: IdentityAccepted},
-			&scan.WriteTest{Append: WriteUntested, Overwrite: WriteUntested}, "closed", "closed", nil},
+			&scan.WriteTest{Append: WriteUntested, Overwrite: WriteUntested, Detail: noAssociation}, "closed", "closed", nil},
 		{"answered empty, move anywhere",
 			&scan.Proof{Records: map[string]int{"PATIENT": -1, "STUDY": 0}, Get: "unproven", Move: "open", MoveAnyDest: "open"},
-			nil, "unproven", "open", []string{FindingMoveAnyDest}},
+			nil, "open", "open", []string{scan.FindingMoveAnyDest}},
 		{"storage only with tampering",
 			&scan.Proof{Records: map[string]int{"PATIENT": -1, "STUDY": -1}, Get: "closed", Move: "closed", MoveAnyDest: "closed"},
 			&scan.WriteTest{Stored: true, Append: WriteAccepted, Overwrite: WriteAccepted}, "closed", "closed",
-			[]string{FindingWriteStore, FindingWriteAppend, FindingWriteOverwrite}},
+			[]string{scan.FindingStoreOpen, scan.FindingWriteAppend, scan.FindingWriteOverwrite}},
+		{"get unsettled keeps the engine's verdict, store refused",
+			&scan.Proof{Records: map[string]int{"PATIENT": -1, "STUDY": -1}, Get: "unproven", Move: "closed", MoveAnyDest: "closed"},
+			&scan.WriteTest{Append: WriteUntested, Overwrite: WriteUntested, Detail: storeRefused + "refused: not authorized (0x0124)"},
+			"closed", "unproven", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &scan.Result{Proof: tc.proof, WriteTest: tc.write,
-				Exposure: scan.Exposure{Query: scan.ExposureUnproven, Retrieve: scan.ExposureUnproven, Store: scan.ExposureOpen}}
+				Exposure: scan.Exposure{Query: scan.ExposureUnproven, Retrieve: scan.ExposureUnproven, Store: scan.ExposureUnproven}}
 			Apply(r)
 			Apply(r) // idempotent: findings replaced, not repeated
+			store := scan.ExposureUnproven
+			if tc.write != nil {
+				store = scan.ExposureClosed
+				if tc.write.Stored {
+					store = scan.ExposureOpen
+				}
+			}
+			if r.Exposure.Store != store {
+				t.Errorf("store exposure %s, want %s", r.Exposure.Store, store)
+			}
 			if r.Exposure.Query != tc.query || r.Exposure.Retrieve != tc.retrieve {
 				t.Errorf("exposure %+v, want query %s retrieve %s", r.Exposure, tc.query, tc.retrieve)
 			}

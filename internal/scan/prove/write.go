@@ -27,16 +27,25 @@ const (
 	overwriteNumber = 9001
 )
 
-// Write-test verdicts (WriteTest.Append and .Overwrite).
+// Write-test verdicts (WriteTest.Append and .Overwrite), defined in
+// package scan. An overwrite is "accepted" only when a read-back shows the
+// new content, "ignored" when it shows the original, and "unverified" when
+// the server answered success but could not be read back (query closed):
+// Orthanc, for one, answers success when it keeps the original.
 const (
-	WriteAccepted = "accepted" // the server stored it (for an overwrite: the new content replaced the old)
-	WriteRefused  = "refused"  // a failure status
-	WriteIgnored  = "ignored"  // overwrite answered as success, but the original was kept
-	// WriteUnverified: an overwrite answered as success that the scanner
-	// could not read back (query closed to strangers), so it cannot tell
-	// replaced from silently kept.
-	WriteUnverified = "unverified"
-	WriteUntested   = "untested"
+	WriteAccepted   = scan.WriteAccepted
+	WriteRefused    = scan.WriteRefused
+	WriteIgnored    = scan.WriteIgnored
+	WriteUnverified = scan.WriteUnverified
+	WriteUntested   = scan.WriteUntested
+)
+
+// WriteTest.Detail when nothing was stored.
+const (
+	noAssociation = "association refused: nothing stored"
+	noContext     = "storage refused (presentation context not accepted): nothing stored"
+	storeRefused  = "nothing stored: "
+	assocFailed   = "the association failed"
 )
 
 // secondaryCapture is Secondary Capture Image Storage, the class of the
@@ -142,17 +151,17 @@ func Write(ctx context.Context, a scan.Access) *scan.WriteTest {
 		Comment: "dicomshield scanner write test: original", Shade: 0x40}
 	cl, done, err := dial(ctx, a, proposals(secondaryCapture, dimse.StudyRootFind), nil)
 	if err != nil {
-		w.Detail = "association refused: nothing stored"
+		w.Detail = noAssociation
 		return w
 	}
 	defer done()
 	if !accepted(cl, secondaryCapture) {
-		w.Detail = "storage refused (presentation context not accepted): nothing stored"
+		w.Detail = noContext
 		return w
 	}
 	st, err := first.store(ctx, cl, now)
 	if err != nil || dimse.Kind(st) == dimse.KindFailure {
-		w.Detail = "store refused: " + statusWords(st, err)
+		w.Detail = storeRefused + statusWords(st, err)
 		return w
 	}
 	w.Stored = true
@@ -233,7 +242,7 @@ func statusWords(st uint16, err error) string {
 		if errors.Is(err, dimse.ErrNoContext) {
 			return "no accepted presentation context"
 		}
-		return "the association failed"
+		return assocFailed
 	}
 	return fmt.Sprintf("%s (0x%04X)", dimse.StatusText(st), st)
 }
