@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dicomshield/dicomshield/internal/scan"
+	"github.com/dicomshield/dicomshield/internal/scan/prove"
 )
 
 // riskPublicTargets is the --accept-risk value that allows targets
@@ -45,6 +46,12 @@ type scanFlags struct {
 	noRetry                           bool
 	httpPorts                         string
 	quiet                             bool
+
+	// --prove, --max-records, --hash-ids, --test-write (package prove).
+	prove      bool
+	maxRecords int
+	hashIDs    string
+	testWrite  bool
 }
 
 func newScanCmd() *cobra.Command {
@@ -92,7 +99,17 @@ Ctrl-C stops the scan and writes what was found.`,
 			if err != nil {
 				return err
 			}
+			if (f.hashIDs != "" || cmd.Flags().Changed("max-records")) && !f.prove {
+				return errors.New("--max-records and --hash-ids go with --prove")
+			}
+			if f.maxRecords < 1 {
+				return errors.New("--max-records: at least 1")
+			}
 			var followUps []func(context.Context, scan.Access, *scan.Result)
+			if fu := prove.FollowUp(prove.Config{Prove: f.prove, TestWrite: f.testWrite,
+				Options: prove.Options{MaxRecords: f.maxRecords, HashSalt: f.hashIDs}}); fu != nil {
+				followUps = append(followUps, fu)
+			}
 			if len(followUps) > 0 {
 				opts.FollowUp = func(ctx context.Context, a scan.Access, r *scan.Result) {
 					for _, fu := range followUps {
@@ -129,6 +146,10 @@ Ctrl-C stops the scan and writes what was found.`,
 	fl.StringVar(&f.httpPorts, "http-ports", joinInts(scan.DefaultHTTPPorts), "ports where Orthanc's REST API is looked for (GET /system); empty: none")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress line")
 	fl.StringVar(&f.htmlFile, "html", "", "write a self-contained HTML report (figures, charts, each service with remediation; likely decoys set apart) to `FILE`")
+	fl.BoolVar(&f.prove, "prove", false, "when a stranger gets in, prove read exposure: count records with real C-FIND queries (counts and kinds of data only, never values), try C-GET and C-MOVE without downloading, test user identity")
+	fl.IntVar(&f.maxRecords, "max-records", prove.DefaultMaxRecords, "--prove stops each count with C-CANCEL at `N` records")
+	fl.StringVar(&f.hashIDs, "hash-ids", "", "--prove keeps a SHA-256 of each patient ID salted with `SALT` (to de-duplicate across servers); off by default")
+	fl.BoolVar(&f.testWrite, "test-write", false, "when a stranger gets in, store one labelled synthetic instance (UIDs under "+prove.ScannerUIDRoot+", printed) and test appending to its series and overwriting it: writes to the server, never default")
 	cmd.AddCommand(newScanDiffCmd())
 	return cmd
 }

@@ -105,6 +105,7 @@ func classify(r *Result) {
 		add(FindingOrthancREST, SeverityHigh, "Orthanc's REST API answered without credentials",
 			"Set AuthenticationEnabled true with strong RegisteredUsers, keep RemoteAccessAllowed false unless needed, and put the API behind TLS.")
 	}
+	ProofFindings(r) // --prove and --test-write
 	if r.Findings == nil {
 		r.Findings = []Finding{}
 	}

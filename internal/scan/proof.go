@@ -57,7 +57,7 @@ func ProofFindings(r *Result) {
 			if p.Truncated {
 				more = " or more (counting stopped there)"
 			}
-			put(Finding{ID: "DS-QUERY-OPEN", Severity: SeverityCritical,
+			put(Finding{ID: FindingQueryOpen, Severity: SeverityCritical,
 				Title: fmt.Sprintf("A stranger's C-FIND returned %d records%s%s", n, more, kinds(p)),
 				Remediation: "Refuse query/retrieve to unknown AE titles and addresses: register the peers that need it, " +
 					"require TLS client certificates or user identity; in Orthanc set DicomAlwaysAllowFind, -Get and -Move to false."})
@@ -75,10 +75,11 @@ func ProofFindings(r *Result) {
 	}
 	if w := r.WriteTest; w != nil {
 		if w.Stored {
-			drop("DS-STORE-UNPROVEN")
+			drop(FindingStoreUnproven)
 			put(Finding{ID: FindingStoreOpen, Severity: SeverityHigh,
-				Title:       fmt.Sprintf("A stranger stored an instance (the scanner's labelled test instance: %d UIDs listed in write_test.created)", len(w.Created)),
-				Remediation: "Accept C-STORE only from registered modalities; delete the scanner's test study."})
+				Title: "A stranger stored an instance (the scanner's labelled synthetic test instance)",
+				Remediation: "Accept C-STORE only from registered modalities. Delete what the scanner stored " +
+					"(study, series, then instances): " + strings.Join(w.Created, ", ")})
 		}
 		if w.Append == WriteAccepted {
 			put(Finding{ID: FindingWriteAppend, Severity: SeverityHigh,

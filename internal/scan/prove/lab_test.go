@@ -5,6 +5,7 @@ package prove_test
 // was loaded and nothing loaded may appear in what the scanner produces.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dicomshield/dicomshield/internal/cli"
 	"github.com/dicomshield/dicomshield/internal/dicom"
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
 	"github.com/dicomshield/dicomshield/internal/scan"
@@ -269,6 +271,41 @@ func TestOrthancLabs(t *testing.T) {
 		// The association survived the C-CANCELs: the retrieve probes ran.
 		if p.Get != scan.ExposureOpen {
 			t.Errorf("get %q after a cancelled count, want open", p.Get)
+		}
+	})
+
+	// The command line, end to end, before the write tests add their
+	// synthetic patient: counts as loaded, nothing loaded in any output.
+	t.Run("cli", func(t *testing.T) {
+		l := labs["open"]
+		var out, errb bytes.Buffer
+		code := cli.Main([]string{"scan", fmt.Sprintf("127.0.0.1:%d", l.o.DicomPort), "--prove", "--hash-ids", "cli-salt",
+			"--json", "-", "--http-ports", "", "-q"}, &out, &errb)
+		if code != 0 {
+			t.Fatalf("scan: exit %d: %s", code, errb.String())
+		}
+		assertNoLeak(t, "stdout", out.Bytes(), l.secrets())
+		assertNoLeak(t, "stderr", errb.Bytes(), l.secrets())
+		rs, err := scan.ReadJSONL(&out)
+		if err != nil || len(rs) != 1 || rs[0].Proof == nil {
+			t.Fatalf("results %+v, %v: want one with a proof", rs, err)
+		}
+		r := rs[0]
+		if r.Proof.Records[prove.LevelPatient] != len(l.patients) || r.Proof.Records[prove.LevelStudy] != l.studies ||
+			len(r.Proof.PatientIDHashes) != len(l.patients) {
+			t.Errorf("proof %+v, want %d patients and %d studies", r.Proof, len(l.patients), l.studies)
+		}
+		if r.Exposure.Query != scan.ExposureOpen || r.Exposure.Retrieve != scan.ExposureOpen || r.WriteTest != nil {
+			t.Errorf("exposure %+v write test %+v", r.Exposure, r.WriteTest)
+		}
+		found := false
+		for _, f := range r.Findings {
+			if f.ID == scan.FindingQueryOpen && strings.Contains(f.Title, fmt.Sprintf("%d records", l.studies)) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("findings %+v: no %s with the count", r.Findings, scan.FindingQueryOpen)
 		}
 	})
 
