@@ -69,7 +69,17 @@ type Event struct {
 	Studies    []string // Study Instance UIDs involved
 	Patients   []string // Patient IDs involved
 	Instances  int      // number of instances transferred
-	Query      []byte   // the C-FIND identifier as sent (for 110112), DICOM-encoded
+	Query      []byte   // the C-FIND identifier (for 110112), encoded in Explicit VR Little Endian
+	// PerClass counts instances per SOP class, for the SOPClass entries of
+	// a study's description; nil means Instances, under SOPClasses[0] when
+	// there is just one class.
+	PerClass map[string]int
+	// Destination is the AE title a C-MOVE sent to (instances-sent); empty
+	// for C-GET, where the requestor is the destination.
+	Destination string
+	// Object names what a configuration change or an audit log use is
+	// about when that is not Peer: a user name, a file's URI.
+	Object string
 }
 
 // Recorder receives events. Implementations must be safe for concurrent
