@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/dicomshield/dicomshield/internal/audit"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dicomshield/dicomshield/internal/abuse"
+	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/config"
 	"github.com/dicomshield/dicomshield/internal/dimse"
 	"github.com/dicomshield/dicomshield/internal/identity"
@@ -62,6 +62,8 @@ type Archive struct {
 	Identity *identity.Authenticator
 	// Now is the archive's clock; nil means time.Now (tests inject one).
 	Now func() time.Time
+
+	transfers transfers
 
 	mu      sync.Mutex
 	servers []*dimse.Server
@@ -243,6 +245,10 @@ func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace ti
 			a.Logger.Info("metrics on http://" + ml.Addr().String() + "/metrics")
 		}
 	}
+	a.Audit.Record(audit.Event{Kind: audit.AppStart, User: osUser(), Description: a.listening(tlsL, plainL)})
+	defer func() {
+		a.Audit.Record(audit.Event{Kind: audit.AppStop, User: osUser(), Description: "dicomshield stopped"})
+	}()
 	var first error
 	select {
 	case <-ctx.Done():
@@ -266,6 +272,18 @@ func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace ti
 		first = nil
 	}
 	return first
+}
+
+// listening describes the listeners for the application-start event.
+func (a *Archive) listening(tlsL, plainL net.Listener) string {
+	var parts []string
+	if tlsL != nil {
+		parts = append(parts, "DICOM over TLS on "+tlsL.Addr().String())
+	}
+	if plainL != nil {
+		parts = append(parts, "plain DICOM on "+plainL.Addr().String())
+	}
+	return "dicomshield started as " + a.Config.AETitle + ": " + strings.Join(parts, ", ")
 }
 
 func (a *Archive) hosts() []string {
@@ -300,8 +318,15 @@ func (a *Archive) newServer(tc *tls.Config) *dimse.Server {
 	return s
 }
 
-// connState counts open associations per peer for the per-peer limit.
+// connState counts open associations per peer for the per-peer limit,
+// and records the association's transfers in the audit trail when it
+// ends.
 func (a *Archive) connState(as *dimse.Assoc, open bool) {
+	if !open {
+		if m := a.transfers.take(as); len(m) > 0 {
+			a.recordTransfers(as, m)
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	key := strings.TrimSpace(as.CallingAE)

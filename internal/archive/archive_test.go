@@ -100,10 +100,20 @@ var metricsAddr = ""
 // closed when the test ends; its log is shown if the test failed.
 func startServer(t *testing.T, dir string) *testServer {
 	t.Helper()
+	return startServerWith(t, dir, nil)
+}
+
+// startServerWith is startServer with setup applied to the opened archive
+// before it serves (nil: none).
+func startServerWith(t *testing.T, dir string, setup func(*archive.Archive)) *testServer {
+	t.Helper()
 	logs := &logBuffer{}
 	a, _, err := archive.Open(dir, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("archive.Open(%s): %v", dir, err)
+	}
+	if setup != nil {
+		setup(a)
 	}
 	a.Config.ListenTLS = "127.0.0.1:0"
 	a.Config.Listen = "127.0.0.1:0"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/dicom"
 	"github.com/dicomshield/dicomshield/internal/dimse"
 	"github.com/dicomshield/dicomshield/internal/pki"
@@ -69,7 +70,11 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		}
 	}
 	d := a.Policy.Associate(context.Background(), req)
+	ev := audit.Event{CallingAE: strings.TrimSpace(r.RQ.CallingAE), CalledAE: strings.TrimSpace(r.RQ.CalledAE),
+		Remote: remoteIP(r.Conn.RemoteAddr()), Local: remoteIP(r.Conn.LocalAddr()), Description: d.Reason}
 	if !d.Allowed {
+		ev.Kind, ev.Outcome = audit.AssocRefused, audit.MinorFailure
+		a.Audit.Record(ev)
 		a.Logger.Warn("association refused", "reason", d.Reason, "remote", r.Conn.RemoteAddr().String())
 		result := ul.RejectPermanent
 		if d.Transient {
@@ -83,6 +88,9 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		n := a.perPeer[d.Peer.AETitle]
 		a.mu.Unlock()
 		if n >= max {
+			ev.Kind, ev.Outcome, ev.Peer = audit.AssocRefused, audit.MinorFailure, d.Peer.AETitle
+			ev.Description = fmt.Sprintf("peer already has %d associations open, the most allowed", n)
+			a.Audit.Record(ev)
 			a.Logger.Warn("association refused: peer has too many open", "calling_ae", d.Peer.AETitle, "open", n)
 			a.metrics.assocRefused.Add(1)
 			return nil, nil, &ul.AssociateRJ{Result: ul.RejectTransient, Source: ul.SourceServiceProviderPresenta, Reason: ul.ReasonLocalLimitExceeded}
@@ -90,6 +98,9 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 	}
 	sess, respond, rj := a.authenticate(r, d.Peer, req.Remote)
 	if rj != nil {
+		ev.Kind, ev.Outcome, ev.Peer = audit.AssocRefused, audit.MinorFailure, d.Peer.AETitle
+		ev.Description = "user identity not accepted"
+		a.Audit.Record(ev)
 		a.metrics.assocRefused.Add(1)
 		return nil, nil, rj
 	}
@@ -116,6 +127,8 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		// tells the requestor its identity was accepted.
 		ac.User.HasIdentityResp = true
 	}
+	ev.Kind, ev.Peer, ev.User = audit.AssocAccepted, peer.AETitle, sess.user
+	a.Audit.Record(ev)
 	a.metrics.assocAccepted.Add(1)
 	a.Logger.Info("association accepted", "reason", d.Reason)
 	return ac, sess, nil
@@ -138,9 +151,24 @@ const metaSkipLimit = 64 << 10
 // for the index; the blob is synced and in place before the index row is
 // committed, and only then is success answered.
 func (a *Archive) store(ctx context.Context, r *dimse.Request, data io.Reader) dimse.Status {
-	st := a.storeInstance(ctx, r, data)
+	st, inst := a.storeInstance(ctx, r, data)
 	a.metrics.op("store", outcome(st.Code))
+	if inst == nil {
+		inst = &store.Instance{SOPClassUID: r.Command.AffectedSOPClass}
+	}
+	why := "stored"
+	if auditOutcome(st.Code) != audit.Success {
+		why = "refused: " + firstOf(st.Comment, fmt.Sprintf("status 0x%04X", st.Code))
+	}
+	a.transfers.add(a, r.Assoc, audit.InstancesStored, "", inst, auditOutcome(st.Code), why)
 	return st
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // outcome names a status class for the metrics.
@@ -156,19 +184,19 @@ func outcome(code uint16) string {
 	return "failure"
 }
 
-func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.Reader) dimse.Status {
+func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.Reader) (dimse.Status, *store.Instance) {
 	peer := peerOf(r)
 	if !peer.Can(policy.RightStore) {
-		return dimse.Status{Code: dimse.StatusNotAuthorized}
+		return dimse.Status{Code: dimse.StatusNotAuthorized}, nil
 	}
 	cmd := r.Command
 	if !store.ValidUID(cmd.AffectedSOPInstance) || !store.ValidUID(cmd.AffectedSOPClass) {
-		return dimse.Status{Code: dimse.StatusInvalidObjectInstance, Comment: "invalid SOP instance or class UID"}
+		return dimse.Status{Code: dimse.StatusInvalidObjectInstance, Comment: "invalid SOP instance or class UID"}, nil
 	}
 	w, err := a.Blobs.Create()
 	if err != nil {
 		a.Logger.Error("store: cannot create blob", "err", err)
-		return dimse.Status{Code: dimse.StatusOutOfResources}
+		return dimse.Status{Code: dimse.StatusOutOfResources}, nil
 	}
 	committed := false
 	defer func() {
@@ -189,7 +217,7 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	meta.DataSet = dicom.DataSet{}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	if err := dicom.WriteFile(bw, meta); err != nil {
-		return dimse.Status{Code: dimse.StatusOutOfResources}
+		return dimse.Status{Code: dimse.StatusOutOfResources}, nil
 	}
 	// The decoder reads the header through the tee, which copies every
 	// byte it takes into the blob; the rest is copied after it.
@@ -199,26 +227,26 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	if err != nil {
 		io.Copy(io.Discard, data)
 		a.Logger.Info("store refused: data set could not be decoded", "calling_ae", peer.AETitle, "err", err)
-		return dimse.Status{Code: dimse.StatusCannotUnderstand, Comment: "data set could not be decoded"}
+		return dimse.Status{Code: dimse.StatusCannotUnderstand, Comment: "data set could not be decoded"}, nil
 	}
 	if _, err := io.Copy(bw, data); err != nil {
 		a.Logger.Info("store: transfer ended early", "calling_ae", peer.AETitle, "err", err)
-		return dimse.Status{Code: dimse.StatusProcessingFailure}
+		return dimse.Status{Code: dimse.StatusProcessingFailure}, nil
 	}
 	if err := bw.Flush(); err != nil {
-		return dimse.Status{Code: dimse.StatusOutOfResources}
+		return dimse.Status{Code: dimse.StatusOutOfResources}, nil
 	}
 	inst, err := store.ExtractInstance(hdr)
 	if err != nil {
-		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set lacks its UIDs"}
+		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set lacks its UIDs"}, nil
 	}
 	if inst.SOPInstanceUID != cmd.AffectedSOPInstance || inst.SOPClassUID != cmd.AffectedSOPClass {
-		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set UIDs differ from the command"}
+		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set UIDs differ from the command"}, inst
 	}
 	key, size, err := w.Commit()
 	if err != nil {
 		a.Logger.Error("store: cannot commit blob", "err", err)
-		return dimse.Status{Code: dimse.StatusOutOfResources}
+		return dimse.Status{Code: dimse.StatusOutOfResources}, inst
 	}
 	committed = true
 	inst.BlobKey, inst.Size, inst.TransferSyntaxUID = key, size, r.TransferSyntax
@@ -227,17 +255,17 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	case err == nil:
 		a.metrics.storeBytes.Add(size)
 		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "user", userOf(r), "sop_class", inst.SOPClassUID, "bytes", size)
-		return dimse.Status{Code: dimse.StatusSuccess}
+		return dimse.Status{Code: dimse.StatusSuccess}, inst
 	case errors.Is(err, store.ErrDuplicate):
-		return dimse.Status{Code: dimse.StatusSuccess}
+		return dimse.Status{Code: dimse.StatusSuccess}, inst
 	case errors.Is(err, store.ErrConflict):
 		a.removeUnreferenced(ctx, key)
 		a.Logger.Warn("store refused: SOP instance already stored with other content", "calling_ae", peer.AETitle)
-		return dimse.Status{Code: dimse.StatusDuplicateInstance, Comment: "already stored with different content"}
+		return dimse.Status{Code: dimse.StatusDuplicateInstance, Comment: "already stored with different content"}, inst
 	default:
 		a.removeUnreferenced(ctx, key)
 		a.Logger.Error("store: index", "err", err)
-		return dimse.Status{Code: dimse.StatusOutOfResources}
+		return dimse.Status{Code: dimse.StatusOutOfResources}, inst
 	}
 }
 
@@ -267,6 +295,18 @@ func model(abstract string) string {
 }
 
 func (a *Archive) find(ctx context.Context, r *dimse.Request, id *dicom.DataSet, emit func(*dicom.DataSet) error) dimse.Status {
+	st := a.findMatches(ctx, r, id, emit)
+	ev := assocEvent(r.Assoc, audit.Query)
+	ev.Outcome, ev.SOPClasses = auditOutcome(st.Code), []string{r.AbstractSyntax}
+	if ev.Outcome != audit.Success {
+		ev.Description = firstOf(st.Comment, fmt.Sprintf("status 0x%04X", st.Code))
+	}
+	ev.Query, _ = dicom.MarshalDataSet(id, dicom.LookupTransferSyntax(dicom.ExplicitVRLittleEndianUID))
+	a.Audit.Record(ev)
+	return st
+}
+
+func (a *Archive) findMatches(ctx context.Context, r *dimse.Request, id *dicom.DataSet, emit func(*dicom.DataSet) error) dimse.Status {
 	peer := peerOf(r)
 	if !peer.Can(policy.RightFind) {
 		return dimse.Status{Code: dimse.StatusNotAuthorized}
@@ -311,11 +351,23 @@ func (a *Archive) retrieve(ctx context.Context, r *dimse.Request, id *dicom.Data
 	} else {
 		a.metrics.op("get", "started")
 	}
+	dest := ""
+	if r.Command.Field == dimse.CMoveRQ {
+		dest = strings.TrimSpace(r.Command.MoveDestination)
+	}
 	out := make([]dimse.Instance, 0, len(insts))
 	for _, in := range insts {
 		key := in.BlobKey
+		sent := &store.Instance{PatientID: in.PatientID, StudyInstanceUID: in.StudyInstanceUID, SOPClassUID: in.SOPClassUID}
 		out = append(out, dimse.Instance{SOPClassUID: in.SOPClassUID, SOPInstanceUID: in.SOPInstanceUID,
-			TransferSyntax: in.TransferSyntaxUID, Open: func() (io.ReadCloser, error) { return a.openDataSet(key) }})
+			TransferSyntax: in.TransferSyntaxUID, Open: func() (io.ReadCloser, error) { return a.openDataSet(key) },
+			Done: func(code uint16) {
+				why := "sent"
+				if auditOutcome(code) != audit.Success {
+					why = fmt.Sprintf("sub-operation failed: status 0x%04X", code)
+				}
+				a.transfers.add(a, r.Assoc, audit.InstancesSent, dest, sent, auditOutcome(code), why)
+			}})
 	}
 	return out, dimse.Status{Code: dimse.StatusSuccess}
 }

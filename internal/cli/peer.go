@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/config"
 	"github.com/dicomshield/dicomshield/internal/pki"
 	"github.com/dicomshield/dicomshield/internal/policy"
@@ -56,7 +57,7 @@ limits what the association may do.`,
   dicomshield peer add VIEWER --host 10.0.5.0/24 --allow echo,find,get,move --port 11112 --bundle ./viewer`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, ca, _, err := archive.OpenRegistry(dir)
+			reg, ca, cfg, err := archive.OpenRegistry(dir)
 			if err != nil {
 				return err
 			}
@@ -94,6 +95,10 @@ limits what the association may do.`,
 			p := policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, CertSerial: serial, RequireUser: requireUser, AddedAt: time.Now()}
 			if err := reg.Put(cmd.Context(), p); err != nil {
 				return err
+			}
+			if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "peer-added", User: archive.OSUser(), Peer: ae,
+				Description: fmt.Sprintf("peer %s registered: hosts %s, may %s", ae, joinHosts(prefixes), policy.FormatRights(rights))}); err != nil {
+				return fmt.Errorf("peer registered, but the audit trail could not record it: %w", err)
 			}
 			base := pki.PeerFileBase(ae)
 			out := cmd.OutOrStdout()
@@ -160,12 +165,17 @@ func newPeerRemoveCmd() *cobra.Command {
 		Short: "Remove a peer: refused from its next association, no restart needed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, _, _, err := archive.OpenRegistry(dir)
+			reg, _, cfg, err := archive.OpenRegistry(dir)
 			if err != nil {
 				return err
 			}
-			if err := reg.Remove(cmd.Context(), strings.TrimSpace(args[0])); err != nil {
+			ae := strings.TrimSpace(args[0])
+			if err := reg.Remove(cmd.Context(), ae); err != nil {
 				return err
+			}
+			if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "peer-removed", User: archive.OSUser(), Peer: ae,
+				Description: "peer " + ae + " removed: refused from its next association"}); err != nil {
+				return fmt.Errorf("peer removed, but the audit trail could not record it: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", strings.TrimSpace(args[0]))
 			return nil

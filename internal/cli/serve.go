@@ -19,6 +19,12 @@ import (
 // DefaultDataDir is where an archive lives when --data is not given.
 const DefaultDataDir = "dicomshield-data"
 
+// auditCloseGrace is how long, after the archive stopped, the audit
+// trail may take to hand its backlog to the syslog collector: enough for
+// a reachable collector, not so long that a dead one holds up a restart.
+// Every record is in the local log already.
+const auditCloseGrace = 10 * time.Second
+
 // shutdownGrace is how long in-flight operations may take after SIGTERM
 // before the rest is aborted: long enough for a C-STORE of a large
 // instance on a LAN.
@@ -58,6 +64,21 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 				return err
 			}
 			defer a.Close()
+			trail, err := a.StartAudit(func(err error) { log.Error("audit trail", "err", err) })
+			if err != nil {
+				return err
+			}
+			a.Audit = trail
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), auditCloseGrace)
+				defer cancel()
+				if err := trail.Close(ctx); err != nil {
+					log.Error("audit trail: not every record reached the collector", "err", err)
+				}
+				if st := trail.Stats(); st.Dropped > 0 || st.Failed > 0 || st.SyslogDropped > 0 {
+					log.Warn("audit trail lost records", "dropped", st.Dropped, "failed", st.Failed, "syslog_dropped", st.SyslogDropped)
+				}
+			}()
 			if cmd.Flags().Changed("listen-tls") {
 				a.Config.ListenTLS = listenTLS
 			}

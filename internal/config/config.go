@@ -163,6 +163,7 @@ type Config struct {
 	AcceptRisk []string `toml:"accept_risk"`
 	// Identity configures user authentication by token (identity.go).
 	Identity Identity `toml:"identity"`
+	Audit    Audit    `toml:"audit"`
 }
 
 // Duration is a length of time written in the file as a string such as
@@ -220,6 +221,7 @@ func Default() *Config {
 		Abuse:      defaultAbuse(),
 		AcceptRisk: []string{},
 		Identity:   defaultIdentity(),
+		Audit:      defaultAudit(),
 	}
 }
 
@@ -362,6 +364,7 @@ func (c *Config) Validate() []error {
 			bad("accept_risk: %q is not a risk dicomshield knows; the known ones are %s", r, quoteList(KnownRisks))
 		}
 	}
+	errs = append(errs, c.Audit.validate()...)
 	return errs
 }
 

@@ -228,6 +228,21 @@ func TestValidate(t *testing.T) {
 
 		{"plain without risk", func(c *Config) { c.Listen = ":104" }, `add "plaintext" to accept_risk`},
 		{"plain with risk", func(c *Config) { c.Listen = ":104"; c.AcceptRisk = []string{"plaintext"} }, ""},
+		{"audit syslog with ca", func(c *Config) { c.Audit.Syslog = "logs.example.org:6514"; c.Audit.SyslogCA = "ca.pem" }, ""},
+		{"audit syslog ipv6", func(c *Config) { c.Audit.Syslog = "[::1]:6514"; c.Audit.SyslogCA = "/etc/ca.pem" }, ""},
+		{"audit syslog without ca", func(c *Config) { c.Audit.Syslog = "logs.example.org:6514" }, "audit.syslog_ca: required"},
+		{"audit syslog no host", func(c *Config) { c.Audit.Syslog = ":6514"; c.Audit.SyslogCA = "ca.pem" }, "has no host"},
+		{"audit syslog port zero", func(c *Config) { c.Audit.Syslog = "logs:0"; c.Audit.SyslogCA = "ca.pem" }, "port must be 1 to 65535"},
+		{"audit syslog no port", func(c *Config) { c.Audit.Syslog = "logs"; c.Audit.SyslogCA = "ca.pem" }, "has no port"},
+		{"audit ca without syslog", func(c *Config) { c.Audit.SyslogCA = "ca.pem" }, "audit.syslog is empty"},
+		{"audit cert without key", func(c *Config) {
+			c.Audit.Syslog, c.Audit.SyslogCA, c.Audit.SyslogCert = "logs:6514", "ca.pem", "c.pem"
+		}, "go together"},
+		{"audit app name space", func(c *Config) { c.Audit.AppName = "dicom shield" }, "audit.app_name"},
+		{"audit app name empty", func(c *Config) { c.Audit.AppName = "" }, "audit.app_name"},
+		{"audit source id control", func(c *Config) { c.Audit.SourceID = "a\nb" }, "audit.source_id"},
+		{"audit queue small", func(c *Config) { c.Audit.QueueSize = 10 }, "audit.queue_size"},
+		{"audit backlog huge", func(c *Config) { c.Audit.SyslogBacklog = 10000000 }, "audit.syslog_backlog"},
 		{"plain bad address", func(c *Config) { c.Listen = "104"; c.AcceptRisk = []string{"plaintext"} }, "listen: \"104\" has no port"},
 		{"plain same as tls", func(c *Config) { c.Listen = "0.0.0.0:2762"; c.AcceptRisk = []string{"plaintext"} }, "each needs its own port"},
 

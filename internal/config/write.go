@@ -166,6 +166,8 @@ cannot list every patient at once.`,
 		"max_find_results", strconv.Itoa(c.Limits.MaxFindResults))
 	c.commentedIdentity(table, opt)
 	c.Abuse.comment(table, opt)
+
+	c.Audit.commented(table, opt)
 	return b.String()
 }
 

@@ -64,6 +64,9 @@ func (ss *session) retrieve(ctx context.Context, req *Request, id *dicom.DataSet
 			}
 			code = StatusProcessingFailure
 		}
+		if inst.Done != nil {
+			inst.Done(code)
+		}
 		sub.Remaining--
 		switch Kind(code) {
 		case KindSuccess:

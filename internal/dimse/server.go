@@ -70,6 +70,11 @@ type Instance struct {
 	SOPInstanceUID string
 	TransferSyntax string
 	Open           func() (io.ReadCloser, error)
+	// Done, when set, is called with the status of the instance's
+	// C-STORE sub-operation once it is over (the audit trail records what
+	// was actually sent). Sub-operations never attempted (cancelled) are
+	// not reported.
+	Done func(status uint16)
 }
 
 // Destination is where a C-MOVE sends its sub-operations.
