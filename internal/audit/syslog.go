@@ -228,6 +228,7 @@ func (s *Syslog) run() {
 		}
 	}()
 	var conn net.Conn
+	var dead chan struct{} // closed when the collector closes conn
 	defer func() {
 		if conn != nil {
 			conn.Close()
@@ -246,6 +247,13 @@ func (s *Syslog) run() {
 		if len(batch) == 0 {
 			select {
 			case <-s.wake:
+				continue
+			case <-dead:
+				conn.Close()
+				conn, dead = nil, nil
+				if s.opts.OnError != nil {
+					s.opts.OnError(fmt.Errorf("audit: syslog collector %s closed the connection", s.opts.Addr))
+				}
 				continue
 			case <-s.closing:
 				return
@@ -271,6 +279,21 @@ func (s *Syslog) run() {
 				continue
 			}
 			conn, backoff, reported = c, s.opts.MinBackoff, false
+			dead = watchClose(c)
+		}
+		select {
+		case <-dead:
+			// The collector closed the connection (a restart, say): a
+			// write would still succeed locally and the records be lost,
+			// so connect again first.
+			conn.Close()
+			conn, dead = nil, nil
+			if s.opts.OnError != nil && !reported {
+				s.opts.OnError(fmt.Errorf("audit: syslog collector %s closed the connection", s.opts.Addr))
+				reported = true
+			}
+			continue
+		default:
 		}
 		var buf []byte
 		for _, r := range batch {
@@ -282,7 +305,7 @@ func (s *Syslog) run() {
 			// connection: the collector may see part of it twice,
 			// rather than not at all.
 			conn.Close()
-			conn = nil
+			conn, dead = nil, nil
 			if s.opts.OnError != nil && !reported {
 				s.opts.OnError(fmt.Errorf("audit: syslog collector %s: %w", s.opts.Addr, err))
 				reported = true
@@ -297,6 +320,23 @@ func (s *Syslog) run() {
 		s.mu.Unlock()
 		s.sent.Add(uint64(len(batch)))
 	}
+}
+
+// watchClose reads from c, on which a collector never sends anything,
+// and closes the returned channel when the read ends: the collector
+// closed the connection, or we did.
+func watchClose(c net.Conn) chan struct{} {
+	dead := make(chan struct{})
+	go func() {
+		var b [1]byte
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				close(dead)
+				return
+			}
+		}
+	}()
+	return dead
 }
 
 func (s *Syslog) dial(ctx context.Context) (net.Conn, error) {

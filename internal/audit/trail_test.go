@@ -254,7 +254,8 @@ func TestSyslogSendsAndReconnects(t *testing.T) {
 	col := startCollector(t, pki, "127.0.0.1:0")
 	addr := col.l.Addr().String()
 	path := LogPath(t.TempDir())
-	tr, err := NewTrail(Options{Path: path, Source: testSource, Syslog: &SyslogOptions{Addr: addr,
+	errc := make(chan error, 100)
+	tr, err := NewTrail(Options{Path: path, Source: testSource, OnError: func(err error) { errc <- err }, Syslog: &SyslogOptions{Addr: addr,
 		TLS: &tls.Config{RootCAs: pki.Client.RootCAs}, AppName: "dicomshield", MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +274,14 @@ func TestSyslogSendsAndReconnects(t *testing.T) {
 	// The collector goes down and comes back on the same address: the
 	// sender reconnects and delivers what was recorded meanwhile.
 	col.stop()
+	select {
+	case err := <-errc: // the sender noticed
+		if !strings.Contains(err.Error(), "closed the connection") {
+			t.Fatalf("error %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the sender did not notice the collector going away")
+	}
 	for i := range 3 {
 		tr.Record(Event{Kind: AssocRefused, Outcome: MinorFailure, CallingAE: "X" + strconv.Itoa(i), Remote: "127.0.0.1"})
 	}
