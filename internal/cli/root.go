@@ -78,6 +78,6 @@ Run the archive:
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newPeerCmd(), newUserCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
+	root.AddCommand(newServeCmd(), newAuditCmd(), newPeerCmd(), newUserCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
 	return root
 }

@@ -1,0 +1,197 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/audit"
+	"github.com/dicomshield/dicomshield/internal/config"
+)
+
+func newAuditCmd() *cobra.Command {
+	var dir, since, kind, peer, outcome string
+	var asXML, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "List and filter the audit trail",
+		Long: `audit lists the archive's audit trail (audit/audit.log in the data directory):
+who associated or was refused, who queried, stored and retrieved which
+patients and studies, security alerts and configuration changes. It shows
+patient and study identifiers because you asked for them; reading the trail
+is itself recorded (Audit Log Used).
+
+--since takes a duration ("24h") or a time ("2026-03-14", RFC 3339).
+--kind is one of: application-start, application-stop, association-accepted,
+association-refused, user-authentication, query, instances-stored,
+instances-sent, security-alert, configuration-change, audit-log-used.`,
+		Example: `  dicomshield audit --data /srv/pacs --since 24h
+  dicomshield audit --kind association-refused --outcome failure
+  dicomshield audit --peer CT01 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := filter{kind: audit.Kind(kind), peer: strings.ToUpper(strings.TrimSpace(peer))}
+			switch outcome {
+			case "", "any":
+			case "failure":
+				f.failures = true
+			case "success":
+				f.successes = true
+			default:
+				return fmt.Errorf("--outcome %q: use success or failure", outcome)
+			}
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				f.since = t
+			}
+			if asXML && asJSON {
+				return errors.New("--xml and --json exclude each other")
+			}
+			path := audit.LogPath(dir)
+			file, err := os.Open(path)
+			if err != nil {
+				return fmt.Errorf("no audit log to read: %w", err)
+			}
+			defer file.Close()
+			// Reading the trail is an event of its own, recorded before
+			// the records are shown.
+			if cfg, err := config.Load(config.Path(dir)); err == nil {
+				if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.AuditLogUsed, User: archive.OSUser(),
+					Object: "file://" + path, Description: "audit log read with dicomshield audit"}); err != nil {
+					return fmt.Errorf("recording the audit log use: %w", err)
+				}
+			}
+			return printAudit(cmd.OutOrStdout(), file, f, asXML, asJSON)
+		},
+	}
+	addDataFlag(cmd, &dir)
+	cmd.Flags().StringVar(&since, "since", "", "only records from this long ago (\"24h\") or this time on (\"2026-03-14\")")
+	cmd.Flags().StringVar(&kind, "kind", "", "only records of this kind")
+	cmd.Flags().StringVar(&peer, "peer", "", "only records about this AE title (registered peer or calling AE)")
+	cmd.Flags().StringVar(&outcome, "outcome", "", "only success or failure")
+	cmd.Flags().BoolVar(&asXML, "xml", false, "print each record's DICOM audit message, one per line")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record as a JSON line")
+	return cmd
+}
+
+type filter struct {
+	since               time.Time
+	kind                audit.Kind
+	peer                string
+	failures, successes bool
+}
+
+func (f filter) match(e audit.Entry) bool {
+	switch {
+	case !f.since.IsZero() && e.Time.Before(f.since):
+		return false
+	case f.kind != "" && e.Kind != f.kind:
+		return false
+	case f.peer != "" && !strings.EqualFold(e.Peer, f.peer) && !strings.EqualFold(e.CallingAE, f.peer) && !strings.EqualFold(e.Destination, f.peer):
+		return false
+	case f.failures && e.Outcome == audit.Success, f.successes && e.Outcome != audit.Success:
+		return false
+	}
+	return true
+}
+
+// parseSince reads a duration back from now, or a date or time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: write a duration such as \"24h\" or a time such as \"2026-03-14\" or \"2026-03-14T08:00:00Z\"", s)
+}
+
+func printAudit(w io.Writer, r io.Reader, f filter, asXML, asJSON bool) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if !asXML && !asJSON {
+		fmt.Fprintln(tw, "TIME\tKIND\tOUTCOME\tPEER\tREMOTE\tPATIENTS\tSTUDIES\tN\tDETAIL")
+	}
+	enc := json.NewEncoder(w)
+	err := audit.ReadLog(r, func(e audit.Entry) error {
+		if !f.match(e) {
+			return nil
+		}
+		switch {
+		case asXML:
+			_, err := fmt.Fprintln(w, e.XML)
+			return err
+		case asJSON:
+			return enc.Encode(e)
+		}
+		who := e.Peer
+		if who == "" {
+			who = e.CallingAE
+		}
+		if e.User != "" {
+			who = strings.TrimPrefix(who+" ("+e.User+")", " ")
+		}
+		detail := e.Description
+		if e.Alert != "" {
+			detail = e.Alert + ": " + detail
+		}
+		if e.Destination != "" {
+			detail = "to " + e.Destination + "; " + detail
+		}
+		n := ""
+		if e.Instances > 0 {
+			n = fmt.Sprint(e.Instances)
+		}
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Kind,
+			outcomeWord(e.Outcome), clean(dash(who)), dash(e.Remote), clean(dash(strings.Join(e.Patients, ","))), clean(dash(strings.Join(e.Studies, ","))), dash(n), clean(detail))
+		return err
+	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	if errors.Is(err, audit.ErrMalformed) {
+		return &exitError{code: 1, err: err}
+	}
+	return err
+}
+
+func outcomeWord(o audit.Outcome) string {
+	switch o {
+	case audit.Success:
+		return "success"
+	case audit.MinorFailure:
+		return "minor failure"
+	case audit.SeriousFailure:
+		return "serious failure"
+	}
+	return "major failure"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// clean keeps a table cell on one line and free of terminal escapes.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
