@@ -251,7 +251,7 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	committed = true
 	inst.BlobKey, inst.Size, inst.TransferSyntaxUID = key, size, r.TransferSyntax
 	inst.Sender, inst.ReceivedAt = peer.AETitle, time.Now()
-	switch err := a.Index.Add(ctx, inst); {
+	switch err := a.Index.Add(ctx, inst, store.Guard{}); {
 	case err == nil:
 		a.metrics.storeBytes.Add(size)
 		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "user", userOf(r), "sop_class", inst.SOPClassUID, "bytes", size)

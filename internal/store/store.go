@@ -12,6 +12,14 @@
 // unreferenced blob, which recovery finds by comparing Blobs.List with
 // Index.BlobKeys; it never leaves an index row without its blob.
 //
+// Every Add also appends an entry to the index's ledger, an append-only
+// hash chain over everything stored (see LedgerEntry), in the same
+// transaction as the instance's row, so the chain costs no extra sync; and
+// Add applies the tamper checks of a Guard (sealed series, studies of
+// another sender) inside that transaction. Verify re-hashes every blob and
+// walks the chain, reporting files changed, missing or added outside
+// dicomshield and any break in the chain.
+//
 // Backends live in subpackages (store/sqlite for the index, store/fs for
 // blobs) and register themselves under a URL scheme, so that the server
 // opens them with OpenIndex and OpenBlobs from its configuration.
@@ -123,13 +131,18 @@ type Recoverer interface {
 // Index records the stored instances and answers queries about them.
 // Implementations are safe for concurrent use.
 type Index interface {
-	// Add records inst, in one transaction. It returns an error wrapping
-	// ErrDuplicate if an instance with the same SOP Instance UID and the
-	// same BlobKey exists, ErrConflict if it exists with another BlobKey
-	// (or the instance contradicts the stored hierarchy), and ErrInvalid if
-	// inst lacks its UIDs or its BlobKey. Patient, study and series
-	// attributes are taken from the first instance that creates them.
-	Add(ctx context.Context, inst *Instance) error
+	// Add records inst and appends its ledger entry, in one transaction.
+	// It returns an error wrapping ErrDuplicate if an instance with the
+	// same SOP Instance UID and the same BlobKey exists (whoever sends it,
+	// whatever g says: nothing is stored), ErrConflict if it exists with
+	// another BlobKey (the overwrite attack: refused, the first content
+	// kept) or the instance contradicts the stored hierarchy, ErrInvalid if
+	// inst lacks its UIDs or its BlobKey, and ErrForeignStudy or ErrSealed
+	// when g refuses it. Patient, study and series attributes are taken
+	// from the first instance that creates them; the index remembers the
+	// Sender that created each study and series, and when each series
+	// last received an instance.
+	Add(ctx context.Context, inst *Instance, g Guard) error
 	// Get returns the instance with that SOP Instance UID, or an error
 	// wrapping ErrNotFound. Its ModalitiesInStudy is that of the index.
 	Get(ctx context.Context, sopInstanceUID string) (*Instance, error)
@@ -149,6 +162,8 @@ type Index interface {
 	// BlobKeys calls fn with every blob key the index refers to, each
 	// once, for recovery. It stops at fn's first error and returns it.
 	BlobKeys(ctx context.Context, fn func(key string) error) error
+	// Ledger reads the hash chain Add appends to.
+	Ledger
 	// Close releases the index. Calls after Close fail.
 	Close() error
 }

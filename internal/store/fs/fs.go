@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/dicomshield/dicomshield/internal/store"
@@ -378,4 +379,41 @@ func (w *writer) Abort() error {
 		return fmt.Errorf("fs: abort: %w", err)
 	}
 	return nil
+}
+
+var _ store.StrayLister = (*Blobs)(nil)
+
+// Strays calls fn with the path (relative to the root, slash-separated) of
+// every entry that is not a blob of this store: a file or link outside the
+// ab/cd/<key> layout, a directory where none belongs. The scratch
+// directory is not looked into (it holds the stores in progress).
+func (b *Blobs) Strays(fn func(name string) error) error {
+	return filepath.WalkDir(b.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("fs: %w", err)
+		}
+		if p == b.root {
+			return nil
+		}
+		rel, err := filepath.Rel(b.root, p)
+		if err != nil {
+			return fmt.Errorf("fs: %w", err)
+		}
+		parts := strings.Split(filepath.ToSlash(rel), "/")
+		switch {
+		case len(parts) == 1 && parts[0] == tmpDir && d.IsDir():
+			return filepath.SkipDir
+		case len(parts) <= 2 && d.IsDir() && isHexPair(parts[len(parts)-1]):
+			return nil
+		case len(parts) == 3 && d.Type().IsRegular() && validKey(parts[2]) && parts[2][0:2] == parts[0] && parts[2][2:4] == parts[1]:
+			return nil
+		}
+		if err := fn(filepath.ToSlash(rel)); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return filepath.SkipDir
+		}
+		return nil
+	})
 }

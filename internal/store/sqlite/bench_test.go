@@ -67,7 +67,7 @@ func load(tb testing.TB, ix *Index, patients int) {
 		}
 		for p := first; p < min(first+batchPatients, patients); p++ {
 			for _, in := range genPatient(p, at) {
-				if err := ix.addTx(ctx, tx, in); err != nil {
+				if err := ix.addTx(ctx, tx, in, store.Guard{}); err != nil {
 					tb.Fatal(err)
 				}
 			}
@@ -270,7 +270,7 @@ func BenchmarkAdd(b *testing.B) {
 			pending = genPatient(p, time.Now())
 			p++
 		}
-		if err := ix.Add(ctx, pending[0]); err != nil {
+		if err := ix.Add(ctx, pending[0], store.Guard{}); err != nil {
 			b.Fatal(err)
 		}
 		pending = pending[1:]

@@ -23,6 +23,14 @@
 // matching. Table schema_version holds the version of the schema, and Open
 // applies the migrations the file lacks.
 //
+// Schema 2 adds the tamper protection: each study and series records the
+// sender that created it, each series when it last received an instance,
+// and table ledger holds the hash chain (store.LedgerEntry), one row per
+// instance, written in Add's transaction. Triggers refuse every UPDATE and
+// DELETE of the ledger and any INSERT that does not follow its head; they
+// stop accidents and casual edits, and the hash chain makes the rest
+// visible to store.Verify.
+//
 // Every statement is a constant; values are always bound as parameters,
 // never written into SQL text.
 //
@@ -78,6 +86,7 @@ type Index struct {
 
 	stSeries, stStudy, stPatient, stKey             *sql.Stmt
 	stInsPatient, stInsStudy, stInsSeries, stInsIns *sql.Stmt
+	stTouchSeries, stHead, stInsLedger              *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -198,7 +207,99 @@ var migrations = [][]string{
 		`CREATE INDEX instance_series ON instance (series_pk, sop_class)`,
 		`CREATE INDEX instance_blob ON instance (blob_key)`,
 	},
+	// 2: tamper protection. Each study and series remembers the sender
+	// that created it and each series when it last received an instance
+	// (taken from the instances already stored); the ledger is the
+	// append-only hash chain over everything stored (see
+	// store.LedgerEntry), which the triggers keep append-only and
+	// backfillLedger fills with the instances already stored.
+	2: {
+		`ALTER TABLE study ADD COLUMN creator TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE series ADD COLUMN creator TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE series ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0`,
+		`UPDATE series SET
+			creator = coalesce((SELECT i.sender FROM instance i WHERE i.series_pk = series.pk ORDER BY i.pk LIMIT 1), ''),
+			last_at = coalesce((SELECT max(i.received_at) FROM instance i WHERE i.series_pk = series.pk), 0)`,
+		`UPDATE study SET creator = coalesce((SELECT i.sender FROM instance i JOIN series x ON x.pk = i.series_pk
+			WHERE x.study_pk = study.pk ORDER BY i.pk LIMIT 1), '')`,
+		`CREATE TABLE ledger (
+			seq      INTEGER PRIMARY KEY,
+			at       INTEGER NOT NULL,
+			peer     TEXT NOT NULL,
+			sop_uid  TEXT NOT NULL,
+			blob_key TEXT NOT NULL,
+			prev     TEXT NOT NULL,
+			hash     TEXT NOT NULL
+		) STRICT`,
+		`CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+			BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END`,
+		`CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+			BEGIN SELECT RAISE(ABORT, 'ledger is append-only'); END`,
+		// An insert must follow the head: INSERT OR REPLACE would
+		// otherwise overwrite an entry without firing the DELETE trigger.
+		`CREATE TRIGGER ledger_append_at_head BEFORE INSERT ON ledger
+			WHEN NEW.seq IS NOT coalesce((SELECT max(seq) FROM ledger), 0) + 1
+				OR NEW.prev IS NOT coalesce((SELECT hash FROM ledger ORDER BY seq DESC LIMIT 1), '` + zeros64 + `')
+			BEGIN SELECT RAISE(ABORT, 'ledger is append-only: an entry must follow the head'); END`,
+	},
 }
+
+// migrationSteps run in Go after a migration's statements, in the same
+// transaction, for what SQL alone cannot do.
+var migrationSteps = map[int]func(ctx context.Context, tx *sql.Tx) error{
+	2: backfillLedger,
+}
+
+// backfillLedger chains the instances an index of schema 1 holds, in the
+// order they were added, each at its received time and sender.
+func backfillLedger(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT received_at, sender, sop_uid, blob_key FROM instance ORDER BY pk`)
+	if err != nil {
+		return err
+	}
+	var entries []store.LedgerEntry
+	for rows.Next() {
+		var e store.LedgerEntry
+		var at int64
+		if err := rows.Scan(&at, &e.Peer, &e.SOPInstanceUID, &e.BlobKey); err != nil {
+			rows.Close()
+			return err
+		}
+		e.Time = time.Unix(0, at).UTC()
+		entries = append(entries, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	prev := store.LedgerGenesis
+	for i := range entries {
+		e := &entries[i]
+		e.Seq, e.Prev = int64(i+1), prev
+		if !store.ValidLedgerField(e.Peer) {
+			// A sender with a control character cannot be chained
+			// unambiguously; schema 1 never validated it.
+			e.Peer = strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return '?'
+				}
+				return r
+			}, e.Peer)
+		}
+		e.Hash = e.ComputeHash()
+		if _, err := tx.ExecContext(ctx, insLedger, e.Seq, e.Time.UnixNano(), e.Peer, e.SOPInstanceUID, e.BlobKey, e.Prev, e.Hash); err != nil {
+			return err
+		}
+		prev = e.Hash
+	}
+	return nil
+}
+
+// zeros64 is store.LedgerGenesis, as a constant for the schema.
+const zeros64 = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// insLedger appends one ledger entry.
+const insLedger = `INSERT INTO ledger (seq, at, peer, sop_uid, blob_key, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 // SchemaVersion is the schema version this package writes.
 var SchemaVersion = len(migrations) - 1
@@ -236,6 +337,11 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 				return fmt.Errorf("sqlite: migration %d: %w", n, err)
 			}
 		}
+		if step := migrationSteps[n]; step != nil {
+			if err = step(ctx, tx); err != nil {
+				return fmt.Errorf("sqlite: migration %d: %w", n, err)
+			}
+		}
 	}
 	if _, err = tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, SchemaVersion); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
@@ -253,14 +359,18 @@ func (ix *Index) prepare(ctx context.Context) error {
 		sql string
 	}{
 		{&ix.stKey, `SELECT blob_key FROM instance WHERE sop_uid = ?`},
-		{&ix.stSeries, `SELECT x.pk, s.study_uid, p.patient_id FROM series x
+		{&ix.stSeries, `SELECT x.pk, s.study_uid, p.patient_id, s.creator, x.creator, x.last_at FROM series x
 			JOIN study s ON s.pk = x.study_pk JOIN patient p ON p.pk = s.patient_pk WHERE x.series_uid = ?`},
-		{&ix.stStudy, `SELECT s.pk, p.patient_id FROM study s JOIN patient p ON p.pk = s.patient_pk WHERE s.study_uid = ?`},
+		{&ix.stStudy, `SELECT s.pk, p.patient_id, s.creator FROM study s JOIN patient p ON p.pk = s.patient_pk WHERE s.study_uid = ?`},
 		{&ix.stPatient, `SELECT pk FROM patient WHERE patient_id = ?`},
 		{&ix.stInsPatient, `INSERT INTO patient (patient_id, name, name_folded, birth_date, sex) VALUES (?, ?, ?, ?, ?)`},
 		{&ix.stInsStudy, `INSERT INTO study (patient_pk, study_uid, study_date, study_time, accession, study_id,
-			description, referring, referring_folded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&ix.stInsSeries, `INSERT INTO series (study_pk, series_uid, modality, number, description) VALUES (?, ?, ?, ?, ?)`},
+			description, referring, referring_folded, creator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&ix.stInsSeries, `INSERT INTO series (study_pk, series_uid, modality, number, description, creator, last_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&ix.stTouchSeries, `UPDATE series SET last_at = max(last_at, ?) WHERE pk = ?`},
+		{&ix.stHead, `SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1`},
+		{&ix.stInsLedger, insLedger},
 		{&ix.stInsIns, `INSERT INTO instance (series_pk, sop_uid, sop_class, number, transfer_syntax, blob_key,
 			size, sender, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 	} {
@@ -284,7 +394,8 @@ func (ix *Index) close() error {
 	var errs []error
 	if ix.w != nil {
 		ix.w.Exec(`PRAGMA optimize`)
-		for _, st := range []*sql.Stmt{ix.stKey, ix.stSeries, ix.stStudy, ix.stPatient, ix.stInsPatient, ix.stInsStudy, ix.stInsSeries, ix.stInsIns} {
+		for _, st := range []*sql.Stmt{ix.stKey, ix.stSeries, ix.stStudy, ix.stPatient, ix.stInsPatient, ix.stInsStudy, ix.stInsSeries, ix.stInsIns,
+			ix.stTouchSeries, ix.stHead, ix.stInsLedger} {
 			if st != nil {
 				st.Close()
 			}
@@ -297,8 +408,8 @@ func (ix *Index) close() error {
 	return errors.Join(errs...)
 }
 
-// Add records inst in one IMMEDIATE transaction.
-func (ix *Index) Add(ctx context.Context, inst *store.Instance) (err error) {
+// Add records inst and its ledger entry in one IMMEDIATE transaction.
+func (ix *Index) Add(ctx context.Context, inst *store.Instance, g store.Guard) (err error) {
 	if err := checkInstance(inst); err != nil {
 		return err
 	}
@@ -306,7 +417,7 @@ func (ix *Index) Add(ctx context.Context, inst *store.Instance) (err error) {
 	if err != nil {
 		return fmt.Errorf("sqlite: add: %w", err)
 	}
-	if err := ix.addTx(ctx, tx, inst); err != nil {
+	if err := ix.addTx(ctx, tx, inst, g); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -328,16 +439,19 @@ func checkInstance(inst *store.Instance) error {
 			return fmt.Errorf("sqlite: add: %w: %s missing or malformed", store.ErrInvalid, u.name)
 		}
 	}
-	if inst.BlobKey == "" {
+	if inst.BlobKey == "" || !store.ValidLedgerField(inst.BlobKey) {
 		return fmt.Errorf("sqlite: add: %w: no blob key", store.ErrInvalid)
+	}
+	if !store.ValidLedgerField(inst.Sender) {
+		return fmt.Errorf("sqlite: add: %w: sender with a control character", store.ErrInvalid)
 	}
 	return nil
 }
 
-// addTx records inst inside tx: the instance, and the series, study and
-// patient it creates. Existing series and studies must belong to the same
-// study and patient as inst says.
-func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance) error {
+// addTx records inst inside tx: the instance, the series, study and
+// patient it creates, and its ledger entry. Existing series and studies
+// must belong to the same study and patient as inst says, and pass g.
+func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance, g store.Guard) error {
 	var key string
 	switch err := tx.StmtContext(ctx, ix.stKey).QueryRowContext(ctx, inst.SOPInstanceUID).Scan(&key); {
 	case err == nil && key == inst.BlobKey:
@@ -348,9 +462,14 @@ func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance) er
 		return fmt.Errorf("sqlite: add: %w", err)
 	}
 
-	var seriesPK int64
-	var studyUID, patientID string
-	switch err := tx.StmtContext(ctx, ix.stSeries).QueryRowContext(ctx, inst.SeriesInstanceUID).Scan(&seriesPK, &studyUID, &patientID); {
+	at := inst.ReceivedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	var seriesPK, lastAt int64
+	var studyUID, patientID, studyCreator, seriesCreator string
+	switch err := tx.StmtContext(ctx, ix.stSeries).QueryRowContext(ctx, inst.SeriesInstanceUID).Scan(&seriesPK, &studyUID,
+		&patientID, &studyCreator, &seriesCreator, &lastAt); {
 	case err == nil:
 		if studyUID != inst.StudyInstanceUID {
 			return fmt.Errorf("sqlite: add: %w: series belongs to another study", store.ErrConflict)
@@ -358,13 +477,23 @@ func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance) er
 		if patientID != inst.PatientID {
 			return fmt.Errorf("sqlite: add: %w: study belongs to another patient ID", store.ErrConflict)
 		}
+		if err := checkForeign(g, studyCreator, inst.Sender); err != nil {
+			return err
+		}
+		if g.SealAfter > 0 && at.Sub(time.Unix(0, lastAt)) > g.SealAfter && !(g.MayReopen && seriesCreator == inst.Sender) {
+			return fmt.Errorf("sqlite: add: %w: last instance %s before this one", store.ErrSealed,
+				at.Sub(time.Unix(0, lastAt)).Round(time.Second))
+		}
+		if _, err := tx.StmtContext(ctx, ix.stTouchSeries).ExecContext(ctx, at.UnixNano(), seriesPK); err != nil {
+			return fmt.Errorf("sqlite: add: %w", err)
+		}
 	case errors.Is(err, sql.ErrNoRows):
-		studyPK, err := ix.study(ctx, tx, inst)
+		studyPK, err := ix.study(ctx, tx, inst, g)
 		if err != nil {
 			return err
 		}
 		res, err := tx.StmtContext(ctx, ix.stInsSeries).ExecContext(ctx, studyPK, inst.SeriesInstanceUID,
-			inst.Modality, inst.SeriesNumber, inst.SeriesDescription)
+			inst.Modality, inst.SeriesNumber, inst.SeriesDescription, inst.Sender, at.UnixNano())
 		if err != nil {
 			return fmt.Errorf("sqlite: add series: %w", err)
 		}
@@ -375,27 +504,95 @@ func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance) er
 		return fmt.Errorf("sqlite: add: %w", err)
 	}
 
-	at := inst.ReceivedAt
-	if at.IsZero() {
-		at = time.Now()
-	}
 	if _, err := tx.StmtContext(ctx, ix.stInsIns).ExecContext(ctx, seriesPK, inst.SOPInstanceUID, inst.SOPClassUID,
 		inst.InstanceNumber, inst.TransferSyntaxUID, inst.BlobKey, inst.Size, inst.Sender, at.UnixNano()); err != nil {
 		return fmt.Errorf("sqlite: add instance: %w", err)
+	}
+	return ix.appendLedger(ctx, tx, inst, at)
+}
+
+// checkForeign refuses a sender adding to a study another sender created,
+// unless g allows it.
+func checkForeign(g store.Guard, creator, sender string) error {
+	if !g.AllowForeignStudy && creator != sender {
+		return fmt.Errorf("sqlite: add: %w", store.ErrForeignStudy)
+	}
+	return nil
+}
+
+// appendLedger chains inst's entry after the current head, inside tx: the
+// write connection is the only writer, and the IMMEDIATE transaction holds
+// the database's write lock, so the head cannot move under it.
+func (ix *Index) appendLedger(ctx context.Context, tx *sql.Tx, inst *store.Instance, at time.Time) error {
+	e := store.LedgerEntry{Time: at, Peer: inst.Sender, SOPInstanceUID: inst.SOPInstanceUID, BlobKey: inst.BlobKey}
+	switch err := tx.StmtContext(ctx, ix.stHead).QueryRowContext(ctx).Scan(&e.Seq, &e.Prev); {
+	case errors.Is(err, sql.ErrNoRows):
+		e.Seq, e.Prev = 0, store.LedgerGenesis
+	case err != nil:
+		return fmt.Errorf("sqlite: ledger: %w", err)
+	}
+	e.Seq++
+	e.Hash = e.ComputeHash()
+	if _, err := tx.StmtContext(ctx, ix.stInsLedger).ExecContext(ctx, e.Seq, at.UnixNano(), e.Peer, e.SOPInstanceUID,
+		e.BlobKey, e.Prev, e.Hash); err != nil {
+		return fmt.Errorf("sqlite: ledger: %w", err)
+	}
+	return nil
+}
+
+// LedgerHead returns the last ledger entry.
+func (ix *Index) LedgerHead(ctx context.Context) (store.LedgerEntry, error) {
+	var e store.LedgerEntry
+	var at int64
+	err := ix.r.QueryRowContext(ctx, `SELECT seq, at, peer, sop_uid, blob_key, prev, hash FROM ledger ORDER BY seq DESC LIMIT 1`).
+		Scan(&e.Seq, &at, &e.Peer, &e.SOPInstanceUID, &e.BlobKey, &e.Prev, &e.Hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.LedgerEntry{Hash: store.LedgerGenesis}, nil
+	case err != nil:
+		return store.LedgerEntry{}, fmt.Errorf("sqlite: ledger head: %w", err)
+	}
+	e.Time = time.Unix(0, at).UTC()
+	return e, nil
+}
+
+// LedgerEntries calls fn with the entries after seq after, in order.
+func (ix *Index) LedgerEntries(ctx context.Context, after int64, fn func(*store.LedgerEntry) error) error {
+	rows, err := ix.r.QueryContext(ctx, `SELECT seq, at, peer, sop_uid, blob_key, prev, hash FROM ledger WHERE seq > ? ORDER BY seq`, after)
+	if err != nil {
+		return fmt.Errorf("sqlite: ledger: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e store.LedgerEntry
+		var at int64
+		if err := rows.Scan(&e.Seq, &at, &e.Peer, &e.SOPInstanceUID, &e.BlobKey, &e.Prev, &e.Hash); err != nil {
+			return fmt.Errorf("sqlite: ledger: %w", err)
+		}
+		e.Time = time.Unix(0, at).UTC()
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: ledger: %w", err)
 	}
 	return nil
 }
 
 // study returns the primary key of inst's study, creating it (and its
-// patient) when missing.
-func (ix *Index) study(ctx context.Context, tx *sql.Tx, inst *store.Instance) (int64, error) {
+// patient) when missing; an existing one must pass g.
+func (ix *Index) study(ctx context.Context, tx *sql.Tx, inst *store.Instance, g store.Guard) (int64, error) {
 	var studyPK int64
-	var patientID string
-	err := tx.StmtContext(ctx, ix.stStudy).QueryRowContext(ctx, inst.StudyInstanceUID).Scan(&studyPK, &patientID)
+	var patientID, creator string
+	err := tx.StmtContext(ctx, ix.stStudy).QueryRowContext(ctx, inst.StudyInstanceUID).Scan(&studyPK, &patientID, &creator)
 	switch {
 	case err == nil:
 		if patientID != inst.PatientID {
 			return 0, fmt.Errorf("sqlite: add: %w: study belongs to another patient ID", store.ErrConflict)
+		}
+		if err := checkForeign(g, creator, inst.Sender); err != nil {
+			return 0, err
 		}
 		return studyPK, nil
 	case !errors.Is(err, sql.ErrNoRows):
@@ -418,7 +615,7 @@ func (ix *Index) study(ctx context.Context, tx *sql.Tx, inst *store.Instance) (i
 	}
 	res, err := tx.StmtContext(ctx, ix.stInsStudy).ExecContext(ctx, patientPK, inst.StudyInstanceUID, inst.StudyDate,
 		inst.StudyTime, inst.AccessionNumber, inst.StudyID, inst.StudyDescription, inst.ReferringPhysicianName,
-		store.FoldPN(inst.ReferringPhysicianName))
+		store.FoldPN(inst.ReferringPhysicianName), inst.Sender)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: add study: %w", err)
 	}

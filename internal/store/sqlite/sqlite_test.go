@@ -61,7 +61,7 @@ func TestReopen(t *testing.T) {
 	}
 	in := &store.Instance{PatientID: "P", StudyInstanceUID: "1.2", SeriesInstanceUID: "1.2.3", SOPInstanceUID: "1.2.3.4",
 		SOPClassUID: "1.2.840.10008.5.1.4.1.1.2", BlobKey: strings.Repeat("0", 64)}
-	if err := ix.Add(context.Background(), in); err != nil {
+	if err := ix.Add(context.Background(), in, store.Guard{}); err != nil {
 		t.Fatal(err)
 	}
 	ix.Close()

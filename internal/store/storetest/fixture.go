@@ -135,7 +135,7 @@ func loaded(t *testing.T, newIndex func(t *testing.T) store.Index) (store.Index,
 	ix := newIndex(t)
 	insts := fixtureInstances()
 	for _, in := range insts {
-		if err := ix.Add(context.Background(), in); err != nil {
+		if err := ix.Add(context.Background(), in, store.Guard{}); err != nil {
 			t.Fatalf("Add(%s): %v", in.SOPInstanceUID, err)
 		}
 	}

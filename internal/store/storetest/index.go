@@ -36,6 +36,9 @@ func runIndex(t *testing.T, newIndex func(t *testing.T) store.Index) {
 		{"FindErrors", testFindErrors},
 		{"Retrieve", testRetrieve},
 		{"Closed", testClosed},
+		{"Guard", testGuard},
+		{"Ledger", testLedger},
+		{"LedgerConcurrent", testLedgerConcurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newIndex) })
 	}
@@ -158,7 +161,7 @@ func testDuplicate(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	for _, in := range insts[:3] {
 		again := *in
 		again.Sender = "ANOTHER_AE"
-		if err := ix.Add(ctx, &again); !errors.Is(err, store.ErrDuplicate) {
+		if err := ix.Add(ctx, &again, store.Guard{}); !errors.Is(err, store.ErrDuplicate) {
 			t.Fatalf("re-Add(%s): %v, want ErrDuplicate", in.SOPInstanceUID, err)
 		}
 		got, err := ix.Get(ctx, in.SOPInstanceUID)
@@ -174,7 +177,7 @@ func testConflict(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	in := *insts[0]
 	in.BlobKey = blobKeyFor("other content")
 	in.PatientName = "Forged^Name"
-	if err := ix.Add(ctx, &in); !errors.Is(err, store.ErrConflict) {
+	if err := ix.Add(ctx, &in, store.Guard{}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("Add of a known SOP instance with other content: %v, want ErrConflict", err)
 	}
 	got, err := ix.Get(ctx, in.SOPInstanceUID)
@@ -197,7 +200,7 @@ func testHierarchy(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	in := base
 	in.SOPInstanceUID, in.BlobKey = "1.2.826.0.99.1", blobKeyFor("h1")
 	in.StudyInstanceUID = stMueller
-	if err := ix.Add(ctx, &in); !errors.Is(err, store.ErrConflict) {
+	if err := ix.Add(ctx, &in, store.Guard{}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("series moved to another study: %v, want ErrConflict", err)
 	}
 	// A new series in stSmithCT under another patient ID.
@@ -205,14 +208,14 @@ func testHierarchy(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	in.SOPInstanceUID, in.BlobKey = "1.2.826.0.99.2", blobKeyFor("h2")
 	in.SeriesInstanceUID = "1.2.826.0.99.2.0"
 	in.PatientID = "PAT002"
-	if err := ix.Add(ctx, &in); !errors.Is(err, store.ErrConflict) {
+	if err := ix.Add(ctx, &in, store.Guard{}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("study moved to another patient: %v, want ErrConflict", err)
 	}
 	// An existing series, another patient ID.
 	in = base
 	in.SOPInstanceUID, in.BlobKey = "1.2.826.0.99.3", blobKeyFor("h3")
 	in.PatientID = "PAT999"
-	if err := ix.Add(ctx, &in); !errors.Is(err, store.ErrConflict) {
+	if err := ix.Add(ctx, &in, store.Guard{}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("series of another patient ID: %v, want ErrConflict", err)
 	}
 	for _, uid := range []string{"1.2.826.0.99.1", "1.2.826.0.99.2", "1.2.826.0.99.3"} {
@@ -225,7 +228,7 @@ func testHierarchy(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	in = base
 	in.SOPInstanceUID, in.BlobKey = "1.2.826.0.99.4", blobKeyFor("h4")
 	in.PatientName, in.StudyDescription, in.Modality = "Other^Name", "OTHER", "MR"
-	if err := ix.Add(ctx, &in); err != nil {
+	if err := ix.Add(ctx, &in, store.Guard{}); err != nil {
 		t.Fatalf("new instance of an existing series: %v", err)
 	}
 	got, err := ix.Get(ctx, in.SOPInstanceUID)
@@ -239,7 +242,7 @@ func testHierarchy(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	in = base
 	in.SOPInstanceUID, in.BlobKey = "1.2.826.0.99.5.1.1", blobKeyFor("h5")
 	in.StudyInstanceUID, in.SeriesInstanceUID = "1.2.826.0.99.5", "1.2.826.0.99.5.1"
-	if err := ix.Add(ctx, &in); err != nil {
+	if err := ix.Add(ctx, &in, store.Guard{}); err != nil {
 		t.Fatalf("new study of an existing patient: %v", err)
 	}
 	res, _ := find(t, ix, &store.Query{Level: "STUDY", Identifier: ident(t, "PatientID=PAT001", "StudyInstanceUID")})
@@ -262,14 +265,14 @@ func testAddInvalid(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	} {
 		in := *good
 		mod(&in)
-		if err := ix.Add(ctx, &in); !errors.Is(err, store.ErrInvalid) {
+		if err := ix.Add(ctx, &in, store.Guard{}); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("%s: Add = %v, want ErrInvalid", name, err)
 		}
 	}
-	if err := ix.Add(ctx, nil); !errors.Is(err, store.ErrInvalid) {
+	if err := ix.Add(ctx, nil, store.Guard{}); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("Add(nil) = %v, want ErrInvalid", err)
 	}
-	if err := ix.Add(ctx, good); err != nil {
+	if err := ix.Add(ctx, good, store.Guard{}); err != nil {
 		t.Fatalf("Add after rejected ones: %v", err)
 	}
 }
@@ -294,7 +297,7 @@ func testConcurrentAdd(t *testing.T, newIndex func(t *testing.T) store.Index) {
 					SOPInstanceUID:    fmt.Sprintf("1.2.826.0.51.%d.%d", w, i),
 					SOPClassUID:       ctImage, BlobKey: blobKeyFor(fmt.Sprint(w, i)),
 				}
-				if err := ix.Add(ctx, in); err != nil {
+				if err := ix.Add(ctx, in, store.Guard{}); err != nil {
 					errs <- err
 				}
 				if _, err := ix.Get(ctx, in.SOPInstanceUID); err != nil {
