@@ -40,10 +40,17 @@ const (
 	// address: it reveals traffic volumes, peer counts and software
 	// version to whoever can reach it.
 	RiskMetricsPublic = "metrics-public"
+	// RiskUnsealedSeries allows tamper.seal_after = "0": series are never
+	// sealed, so anyone allowed to store can append a forged image to any
+	// series, however old.
+	RiskUnsealedSeries = "unsealed-series"
+	// RiskForeignStudy allows tamper.foreign_study = "allow": any peer
+	// allowed to store can add instances to studies other peers created.
+	RiskForeignStudy = "foreign-study"
 )
 
 // KnownRisks lists every name accept_risk understands.
-var KnownRisks = []string{RiskPlaintext, RiskMetricsPublic}
+var KnownRisks = []string{RiskPlaintext, RiskMetricsPublic, RiskUnsealedSeries, RiskForeignStudy}
 
 // Defaults. Each is what a fresh install runs with; the comment says why.
 const (
@@ -109,6 +116,18 @@ const (
 	// on purpose to hold a slot.
 	DefaultAssociateTimeout = 30 * time.Second
 
+	// DefaultSealAfter seals a series this long after its last instance
+	// arrived: later instances for it are refused, which stops the
+	// append-a-forged-image attack on finished series. An hour is the
+	// delay vendors were advised to use, and far longer than a modality
+	// pauses within one series.
+	DefaultSealAfter = 60 * time.Minute
+
+	// DefaultForeignStudy refuses instances for a study from a peer other
+	// than the one that created it: a forged series slipped into a real
+	// study is as misleading as a forged image in a real series.
+	DefaultForeignStudy = ForeignStudyRefuse
+
 	// DefaultMaxFindResults bounds the matches one C-FIND query returns.
 	// A query with wildcards could otherwise list every patient on the
 	// server in one go; 1000 is more than any worklist or viewer shows.
@@ -127,7 +146,27 @@ const (
 	MaxAssociateTimeout = 5 * time.Minute
 	MinMaxFindResults   = 1
 	MaxMaxFindResults   = 1000000
+	MinSealAfter        = time.Minute         // shorter would cut series while the modality still sends
+	MaxSealAfter        = 30 * 24 * time.Hour // longer is as good as never sealing
 )
+
+// Values of tamper.foreign_study.
+const (
+	ForeignStudyRefuse = "refuse"
+	ForeignStudyAllow  = "allow"
+)
+
+// Tamper configures the protection against forged and altered instances.
+type Tamper struct {
+	// SealAfter: a series whose last instance arrived longer ago than
+	// this takes no new instance ("0": never; needs accept_risk
+	// "unsealed-series").
+	SealAfter Duration `toml:"seal_after"`
+	// ForeignStudy: "refuse" or "allow" (needs accept_risk
+	// "foreign-study") instances for a study from another peer than the
+	// one that created it.
+	ForeignStudy string `toml:"foreign_study"`
+}
 
 // Log says how the server logs.
 type Log struct {
@@ -158,6 +197,7 @@ type Config struct {
 	Log       Log      `toml:"log"`
 	Limits    Limits   `toml:"limits"`
 	Abuse     Abuse    `toml:"abuse"`
+	Tamper    Tamper   `toml:"tamper"`
 	// AcceptRisk names the risks the owner knowingly accepts (see
 	// KnownRisks).
 	AcceptRisk []string `toml:"accept_risk"`
@@ -219,6 +259,7 @@ func Default() *Config {
 			MaxFindResults:         DefaultMaxFindResults,
 		},
 		Abuse:      defaultAbuse(),
+		Tamper:     Tamper{SealAfter: Duration(DefaultSealAfter), ForeignStudy: DefaultForeignStudy},
 		AcceptRisk: []string{},
 		Identity:   defaultIdentity(),
 		Audit:      defaultAudit(),
@@ -358,6 +399,7 @@ func (c *Config) Validate() []error {
 
 	c.Identity.validate(bad)
 	c.Abuse.validate(bad)
+	c.Tamper.validate(c, bad)
 
 	for _, r := range c.AcceptRisk {
 		if !slices.Contains(KnownRisks, r) {

@@ -124,6 +124,19 @@ func TestLoadKeepsDefaultsForMissingOptions(t *testing.T) {
 	}
 }
 
+func TestLoadTamper(t *testing.T) {
+	c, err := Load(writeFile(t, "version = 1\naccept_risk = [\"foreign-study\"]\n[tamper]\nseal_after = \"2h30m\"\nforeign_study = \"allow\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tamper.SealAfter.Duration() != 150*time.Minute || c.Tamper.ForeignStudy != ForeignStudyAllow {
+		t.Fatalf("tamper = %+v", c.Tamper)
+	}
+	if d := Default().Tamper; d.SealAfter.Duration() != time.Hour || d.ForeignStudy != "refuse" {
+		t.Fatalf("default tamper = %+v", d)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name, file string
@@ -142,6 +155,8 @@ func TestLoadErrors(t *testing.T) {
 		{"duplicate key", "version = 1\nversion = 1\n", []string{"line 2", "version"}},
 		{"missing version", "ae_title = \"X\"\n", []string{"version", "missing"}},
 		{"newer version", "version = 2\n", []string{"format 2", "upgrade"}},
+		{"unknown key in tamper", "version = 1\n[tamper]\nseal_time = \"2h\"\n", []string{`"tamper.seal_time"`, "line 3", "seal_after"}},
+		{"never sealed by file", "version = 1\n[tamper]\nseal_after = \"0\"\n", []string{"tamper.seal_after", "unsealed-series"}},
 		{"validation runs", "version = 1\nae_title = \"A\\\\B\"\n[limits]\nmax_find_results = 0\n", []string{"2 problems", "backslash", "max_find_results"}},
 	}
 	for _, tt := range tests {
@@ -283,6 +298,18 @@ func TestValidate(t *testing.T) {
 		{"find huge", func(c *Config) { c.Limits.MaxFindResults = 1e7 }, "limits.max_find_results"},
 
 		{"risk unknown", func(c *Config) { c.AcceptRisk = []string{"yolo"} }, `accept_risk: "yolo" is not a risk`},
+
+		{"seal 1m", func(c *Config) { c.Tamper.SealAfter = Duration(time.Minute) }, ""},
+		{"seal 30d", func(c *Config) { c.Tamper.SealAfter = Duration(720 * time.Hour) }, ""},
+		{"seal never without risk", func(c *Config) { c.Tamper.SealAfter = 0 }, `add "unsealed-series" to accept_risk`},
+		{"seal never with risk", func(c *Config) { c.Tamper.SealAfter = 0; c.AcceptRisk = []string{RiskUnsealedSeries} }, ""},
+		{"seal short", func(c *Config) { c.Tamper.SealAfter = Duration(59 * time.Second) }, "tamper.seal_after: \"59s\" is out of range"},
+		{"seal long", func(c *Config) { c.Tamper.SealAfter = Duration(721 * time.Hour) }, "tamper.seal_after"},
+		{"seal negative", func(c *Config) { c.Tamper.SealAfter = Duration(-time.Hour) }, "tamper.seal_after"},
+		{"foreign allow without risk", func(c *Config) { c.Tamper.ForeignStudy = "allow" }, `add "foreign-study" to accept_risk`},
+		{"foreign allow with risk", func(c *Config) { c.Tamper.ForeignStudy = "allow"; c.AcceptRisk = []string{"foreign-study"} }, ""},
+		{"foreign unknown", func(c *Config) { c.Tamper.ForeignStudy = "sometimes" }, `tamper.foreign_study: "sometimes" is not a choice`},
+		{"foreign empty", func(c *Config) { c.Tamper.ForeignStudy = "" }, "tamper.foreign_study"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -133,6 +133,8 @@ version; another address also requires "metrics-public" in accept_risk.`,
 	opt(`Risks the owner knowingly accepts, by name. Known names:
   "plaintext"       allow the unencrypted listener (listen)
   "metrics-public"  allow metrics on an address other machines can reach
+  "unsealed-series" allow tamper.seal_after = "0" (series never sealed)
+  "foreign-study"   allow tamper.foreign_study = "allow"
 Empty by default: nothing risky is allowed.`,
 		"accept_risk", quoteArray(c.AcceptRisk))
 
@@ -168,6 +170,7 @@ cannot list every patient at once.`,
 	c.Abuse.comment(table, opt)
 
 	c.Audit.commented(table, opt)
+	c.commentedTamper(table, opt)
 	return b.String()
 }
 

@@ -143,6 +143,10 @@ type Peer struct {
 	// (user identity negotiation with a password or a token).
 	RequireUser bool
 	AddedAt     time.Time
+	// MayReopen lets the peer add instances to a sealed series that it
+	// created itself (a modality that sends late images). False, the
+	// default, refuses every instance into a sealed series.
+	MayReopen bool
 }
 
 // Can reports whether the peer has right r. A nil peer can do nothing.

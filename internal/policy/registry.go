@@ -253,6 +253,7 @@ type peerJSON struct {
 	CertSerial  string    `json:"cert_serial,omitempty"`
 	RequireUser bool      `json:"require_user,omitempty"`
 	AddedAt     time.Time `json:"added_at"`
+	MayReopen   bool      `json:"may_reopen,omitempty"`
 }
 
 func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
@@ -291,6 +292,7 @@ func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
 			CertSerial:  pj.CertSerial,
 			RequireUser: pj.RequireUser,
 			AddedAt:     pj.AddedAt,
+			MayReopen:   pj.MayReopen,
 		}
 		for _, h := range pj.Hosts {
 			pfx, err := ParseHost(h)
@@ -326,6 +328,7 @@ func encodePeers(peers map[string]Peer) ([]byte, error) {
 			CertSerial:  p.CertSerial,
 			RequireUser: p.RequireUser,
 			AddedAt:     p.AddedAt,
+			MayReopen:   p.MayReopen,
 		})
 	}
 	data, err := json.MarshalIndent(pf, "", "  ")

@@ -36,7 +36,7 @@ func TestRegistryPersistence(t *testing.T) {
 	}
 	added := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	want := []Peer{
-		{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24", "fd00::1"), Port: 11112, Rights: []Right{RightEcho, RightStore}, CertSerial: "0a1b", AddedAt: added},
+		{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24", "fd00::1"), Port: 11112, Rights: []Right{RightEcho, RightStore}, CertSerial: "0a1b", AddedAt: added, MayReopen: true},
 		{AETitle: "OLD US", Hosts: mustHosts(t, "192.168.1.5"), Rights: []Right{RightStore}, Plaintext: true, AddedAt: added},
 	}
 	for _, p := range want {
@@ -76,7 +76,8 @@ func TestRegistryPersistence(t *testing.T) {
 	}
 	// The file is readable JSON with bare addresses for single hosts.
 	b, _ := os.ReadFile(path)
-	if !strings.Contains(string(b), `"192.168.1.5"`) || !strings.Contains(string(b), `"10.0.0.0/24"`) {
+	if !strings.Contains(string(b), `"192.168.1.5"`) || !strings.Contains(string(b), `"10.0.0.0/24"`) ||
+		strings.Count(string(b), `"may_reopen": true`) != 1 {
 		t.Errorf("file content:\n%s", b)
 	}
 }
