@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/dicom"
@@ -250,18 +249,19 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	}
 	committed = true
 	inst.BlobKey, inst.Size, inst.TransferSyntaxUID = key, size, r.TransferSyntax
-	inst.Sender, inst.ReceivedAt = peer.AETitle, time.Now()
-	switch err := a.Index.Add(ctx, inst, store.Guard{}); {
+	inst.Sender, inst.ReceivedAt = peer.AETitle, a.now()
+	err = a.Index.Add(ctx, inst, a.storeGuard(peer))
+	if st, refused := a.tamperRefusal(r, peer, inst, err); refused {
+		a.removeUnreferenced(ctx, key)
+		return st, inst
+	}
+	switch {
 	case err == nil:
 		a.metrics.storeBytes.Add(size)
 		a.Logger.Debug("stored", "calling_ae", peer.AETitle, "user", userOf(r), "sop_class", inst.SOPClassUID, "bytes", size)
 		return dimse.Status{Code: dimse.StatusSuccess}, inst
 	case errors.Is(err, store.ErrDuplicate):
 		return dimse.Status{Code: dimse.StatusSuccess}, inst
-	case errors.Is(err, store.ErrConflict):
-		a.removeUnreferenced(ctx, key)
-		a.Logger.Warn("store refused: SOP instance already stored with other content", "calling_ae", peer.AETitle)
-		return dimse.Status{Code: dimse.StatusDuplicateInstance, Comment: "already stored with different content"}, inst
 	default:
 		a.removeUnreferenced(ctx, key)
 		a.Logger.Error("store: index", "err", err)

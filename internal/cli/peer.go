@@ -35,7 +35,7 @@ func newPeerAddCmd() *cobra.Command {
 	var dir, allow, bundle string
 	var hosts []string
 	var port int
-	var plaintext, requireUser bool
+	var plaintext, requireUser, mayReopen bool
 	cmd := &cobra.Command{
 		Use:   "add AE_TITLE --host ADDR_OR_CIDR --allow RIGHTS --bundle DIR",
 		Short: "Register a peer and write its certificate bundle",
@@ -52,7 +52,10 @@ then readable by anyone on the network.
 
 --require-user refuses the peer's associations unless they authenticate a
 user (dicomshield user add) with a password or a token; the user's role then
-limits what the association may do.`,
+limits what the association may do.
+
+--may-reopen lets the peer add images to a series it created after the series
+was sealed (tamper.seal_after).`,
 		Example: `  dicomshield peer add CT01 --host 10.0.4.21 --allow echo,store --bundle ./ct01
   dicomshield peer add VIEWER --host 10.0.5.0/24 --allow echo,find,get,move --port 11112 --bundle ./viewer`,
 		Args: cobra.ExactArgs(1),
@@ -92,7 +95,8 @@ limits what the association may do.`,
 			if err != nil {
 				return err
 			}
-			p := policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, CertSerial: serial, RequireUser: requireUser, AddedAt: time.Now()}
+			p := policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, CertSerial: serial, RequireUser: requireUser, AddedAt: time.Now(),
+				MayReopen: mayReopen}
 			if err := reg.Put(cmd.Context(), p); err != nil {
 				return err
 			}
@@ -114,6 +118,7 @@ limits what the association may do.`,
 	cmd.Flags().StringVar(&allow, "allow", "echo", "what the peer may do: echo,store,find,get,move")
 	cmd.Flags().IntVar(&port, "port", 0, "port where the peer receives C-MOVE sub-operations (0: not a move destination)")
 	cmd.Flags().BoolVar(&plaintext, "plaintext", false, "allow this peer on the plain (unencrypted) listener")
+	cmd.Flags().BoolVar(&mayReopen, "may-reopen", false, "let this peer add to sealed series it created itself")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "directory to write the peer's ca.pem, certificate and key into")
 	cmd.Flags().BoolVar(&requireUser, "require-user", false, "refuse the peer's associations unless a user authenticates (password or token)")
 	return cmd
@@ -143,13 +148,13 @@ func newPeerListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "AE TITLE\tHOSTS\tRIGHTS\tMOVE PORT\tPLAINTEXT\tREQUIRE USER\tADDED")
+			fmt.Fprintln(tw, "AE TITLE\tHOSTS\tRIGHTS\tMOVE PORT\tPLAINTEXT\tREQUIRE USER\tMAY REOPEN\tADDED")
 			for _, p := range peers {
 				port := "-"
 				if p.Port > 0 {
 					port = fmt.Sprint(p.Port)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), port, p.Plaintext, p.RequireUser, p.AddedAt.Format("2006-01-02"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%v\t%s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), port, p.Plaintext, p.RequireUser, p.MayReopen, p.AddedAt.Format("2006-01-02"))
 			}
 			return tw.Flush()
 		},

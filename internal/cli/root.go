@@ -79,5 +79,6 @@ Run the archive:
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.AddCommand(newServeCmd(), newAuditCmd(), newPeerCmd(), newUserCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
+	root.AddCommand(newVerifyCmd())
 	return root
 }

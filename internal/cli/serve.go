@@ -100,6 +100,11 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 				fmt.Fprintf(out, "created a certificate authority in %s\n", filepath.Join(dir, archive.PKIDir))
 			}
 			fmt.Fprintf(out, "CA fingerprint (SHA-256): %s\n", setup.CAFingerprint)
+			if h, err := a.Index.LedgerHead(cmd.Context()); err == nil {
+				fmt.Fprintf(out, "ledger head: seq %d hash %s (record it elsewhere; \"dicomshield verify\" checks against it)\n", h.Seq, h.Hash)
+			} else {
+				return err
+			}
 			if tlsL != nil {
 				fmt.Fprintf(out, "listening for DICOM over TLS on %s as %s\n", tlsL.Addr(), a.Config.AETitle)
 			}
