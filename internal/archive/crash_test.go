@@ -336,6 +336,16 @@ func TestCrashRecovery(t *testing.T) {
 	if left := dirNames(t, tmpDir); len(left) != 0 {
 		t.Errorf("blobs/tmp holds %q after a graceful stop", left)
 	}
+	// The ledger went down with the index rows: one unbroken entry per
+	// instance, every file re-hashing to its key, nothing added.
+	rep, err := store.Verify(context.Background(), ix, bl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.HeadSeq != int64(len(indexed)) || rep.Entries != int64(len(indexed)) {
+		t.Errorf("verify after the crashes: head %d, %d entries for %d instances, problems %+v",
+			rep.HeadSeq, rep.Entries, len(indexed), rep.Problems)
+	}
 	if t.Failed() {
 		t.Logf("last server's output:\n%s", srv.out.String())
 	}
