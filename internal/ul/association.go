@@ -451,15 +451,15 @@ func (a *Association) sendPDV(ctx byte, command, last bool, data []byte) error {
 // sends the final fragment flagged last. The writer holds at most one PDV.
 func (a *Association) PDVWriter(ctx byte, command bool) *PDVWriter {
 	// One fragment buffer per association, handed from writer to writer:
-	// a message costs no allocation of its own.
+	// a message costs no allocation of its own. It grows with what is
+	// written, up to one PDV, so that an association that only exchanges
+	// commands (a C-ECHO, a scanner's probes) never holds a buffer of the
+	// peer's maximum PDU size (often 1 MiB) for a hundred bytes.
 	a.mu.Lock()
 	buf := a.pdvBuf
 	a.pdvBuf = nil
 	a.mu.Unlock()
-	if cap(buf) != a.MaxPDVData() {
-		buf = make([]byte, 0, a.MaxPDVData())
-	}
-	return &PDVWriter{a: a, ctx: ctx, command: command, buf: buf[:0]}
+	return &PDVWriter{a: a, ctx: ctx, command: command, max: a.MaxPDVData(), buf: buf[:0]}
 }
 
 // PDVWriter fragments a command or data set into PDVs.
@@ -467,6 +467,7 @@ type PDVWriter struct {
 	a       *Association
 	ctx     byte
 	command bool
+	max     int // data bytes of one PDV
 	buf     []byte
 	closed  bool
 }
@@ -478,20 +479,20 @@ func (w *PDVWriter) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		if len(w.buf) == 0 && len(p) > cap(w.buf) {
+		if len(w.buf) == 0 && len(p) > w.max {
 			// A whole PDV straight from the caller's buffer. Keep at
 			// least one byte back so that Close has a last fragment.
-			chunk := p[:cap(w.buf)]
+			chunk := p[:w.max]
 			if err := w.a.sendPDV(w.ctx, w.command, false, chunk); err != nil {
 				return n - len(p), err
 			}
-			p = p[cap(w.buf):]
+			p = p[w.max:]
 			continue
 		}
-		m := copy(w.buf[len(w.buf):cap(w.buf)], p)
-		w.buf = w.buf[:len(w.buf)+m]
+		m := min(w.max-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:m]...)
 		p = p[m:]
-		if len(w.buf) == cap(w.buf) && len(p) > 0 {
+		if len(w.buf) == w.max && len(p) > 0 {
 			if err := w.a.sendPDV(w.ctx, w.command, false, w.buf); err != nil {
 				return n - len(p), err
 			}
