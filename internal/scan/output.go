@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"bufio"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -36,7 +37,10 @@ func (s *TableSink) Write(r *Result) error { s.results = append(s.results, r); r
 // Close writes the table.
 func (s *TableSink) Close() error {
 	sortResults(s.results)
-	tw := tabwriter.NewWriter(s.W, 0, 0, 2, ' ', 0)
+	// tabwriter writes cell by cell: buffered, the table of a large scan
+	// is a few writes rather than one per cell.
+	bw := bufio.NewWriterSize(s.W, 64<<10)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tTRANSPORT\tAUTH\tQUERY\tRETRIEVE\tSTORE\tPRODUCT\tFINDINGS")
 	for _, r := range s.results {
 		transport := r.Transport
@@ -55,8 +59,8 @@ func (s *TableSink) Close() error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.W, "%d DICOM service(s)\n", len(s.results))
-	return nil
+	fmt.Fprintf(bw, "%d DICOM service(s)\n", len(s.results))
+	return bw.Flush()
 }
 
 func productText(p *Product) string {
