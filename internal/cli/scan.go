@@ -56,6 +56,7 @@ type scanFlags struct {
 
 func newScanCmd() *cobra.Command {
 	f := &scanFlags{}
+	var startProfile func() (func(), error)
 	cmd := &cobra.Command{
 		Use:   "scan [flags] TARGET...",
 		Short: "Find DICOM services and tell how exposed each one is",
@@ -122,6 +123,11 @@ Ctrl-C stops the scan and writes what was found.`,
 				return err
 			}
 			defer closeFiles()
+			stopProfile, err := startProfile()
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			return runScan(ctx, cmd.ErrOrStderr(), set, opts, sinks, f.quiet)
 		},
 	}
@@ -150,6 +156,7 @@ Ctrl-C stops the scan and writes what was found.`,
 	fl.IntVar(&f.maxRecords, "max-records", prove.DefaultMaxRecords, "--prove stops each count with C-CANCEL at `N` records")
 	fl.StringVar(&f.hashIDs, "hash-ids", "", "--prove keeps a SHA-256 of each patient ID salted with `SALT` (to de-duplicate across servers); off by default")
 	fl.BoolVar(&f.testWrite, "test-write", false, "when a stranger gets in, store one labelled synthetic instance (UIDs under "+prove.ScannerUIDRoot+", printed) and test appending to its series and overwriting it: writes to the server, never default")
+	startProfile = addProfileFlag(fl)
 	cmd.AddCommand(newScanDiffCmd())
 	return cmd
 }
