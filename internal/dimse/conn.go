@@ -181,6 +181,13 @@ func (c *conn) send(ctx byte, cmd *Command, data io.Reader) error {
 
 // sendBytes writes a message whose data set is held in memory.
 func (c *conn) sendBytes(ctx byte, cmd *Command, data []byte) error {
+	c.sendMu.Lock()
+	cmd.HasDataSet = data != nil
+	sent, err := c.a.SendMessage(ctx, cmd.Encode(), data)
+	c.sendMu.Unlock()
+	if sent {
+		return err
+	}
 	if data == nil {
 		return c.send(ctx, cmd, nil)
 	}

@@ -430,20 +430,55 @@ func (a *Association) sendPDV(ctx byte, command, last bool, data []byte) error {
 	a.state = next
 	// One write per PDV: header and data copied together, so that a TLS
 	// connection sends one record rather than two.
-	b := append(a.wbuf[:0], TypePDataTF, 0, 0, 0, 0, 0, 0, 0, 0, 0, ctx, 0)
-	binary.BigEndian.PutUint32(b[2:], uint32(len(data)+6))
-	binary.BigEndian.PutUint32(b[6:], uint32(len(data)+2))
+	a.wbuf = appendPDV(a.wbuf[:0], ctx, command, last, data)
+	a.conn.SetWriteDeadline(time.Now().Add(a.cfg.IdleTimeout))
+	_, err := a.conn.Write(a.wbuf)
+	return err
+}
+
+// appendPDV appends a P-DATA-TF PDU holding one PDV.
+func appendPDV(b []byte, ctx byte, command, last bool, data []byte) []byte {
+	i := len(b)
+	b = append(b, TypePDataTF, 0, 0, 0, 0, 0, 0, 0, 0, 0, ctx, 0)
+	binary.BigEndian.PutUint32(b[i+2:], uint32(len(data)+6))
+	binary.BigEndian.PutUint32(b[i+6:], uint32(len(data)+2))
 	if command {
-		b[11] |= 1
+		b[i+11] |= 1
 	}
 	if last {
-		b[11] |= 2
+		b[i+11] |= 2
 	}
-	b = append(b, data...)
+	return append(b, data...)
+}
+
+// maxCoalesced bounds the message SendMessage writes at once.
+const maxCoalesced = 64 << 10
+
+// SendMessage writes a DIMSE message held in memory, a command and, when
+// data is not nil, its data set, each as one PDV in a P-DATA-TF of its
+// own (as PDVWriter would), with a single write: the peer gets the
+// message in one segment and wakes once, not once per PDU. It reports
+// false and writes nothing when the command or data set does not fit one
+// PDV, or both exceed 64 KiB; the caller then uses PDVWriter.
+func (a *Association) SendMessage(ctx byte, command, data []byte) (bool, error) {
+	if len(command) > a.MaxPDVData() || len(data) > a.MaxPDVData() || len(command)+len(data) > maxCoalesced {
+		return false, nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	act, next := Transition(a.state, Evt9, a.requestor)
+	if act != DT1 && act != AR7 {
+		return true, fmt.Errorf("%w: P-DATA in %v", ErrInvalidState, a.state)
+	}
+	a.state = next
+	b := appendPDV(a.wbuf[:0], ctx, true, true, command)
+	if data != nil {
+		b = appendPDV(b, ctx, false, true, data)
+	}
 	a.wbuf = b
 	a.conn.SetWriteDeadline(time.Now().Add(a.cfg.IdleTimeout))
 	_, err := a.conn.Write(b)
-	return err
+	return true, err
 }
 
 // PDVWriter returns a writer that sends what is written to it as PDVs of

@@ -662,6 +662,53 @@ func TestPDVWriterFragments(t *testing.T) {
 	}
 }
 
+// TestSendMessage: a command and data set sent in one write arrive as
+// PDVWriter would send them (a P-DATA-TF each, flagged last), and a
+// message too large for one PDV is left to PDVWriter.
+func TestSendMessage(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	const peerMax = 1024
+	rcfg := testConfig()
+	rcfg.MaxReceivePDU = peerMax
+	acc, req := establish(t, tcpPair, testConfig(), rcfg, nil)
+	if sent, err := acc.SendMessage(1, make([]byte, peerMax), nil); sent || err != nil {
+		t.Fatalf("oversized command: sent %v, %v; want left to PDVWriter", sent, err)
+	}
+	for _, data := range [][]byte{nil, {}, []byte("data set")} {
+		cmd := []byte("command")
+		sent := goErr(func() error {
+			ok, err := acc.SendMessage(5, cmd, data)
+			if !ok {
+				return errors.New("not sent")
+			}
+			return err
+		})
+		want := []PDV{{ContextID: 5, Command: true, Last: true, Data: cmd}}
+		if data != nil {
+			want = append(want, PDV{ContextID: 5, Last: true, Data: data})
+		}
+		for i, w := range want {
+			p, err := req.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pd, ok := p.(*PDataTF)
+			if !ok || len(pd.PDVs) != 1 {
+				t.Fatalf("PDU %d: %#v, want a P-DATA-TF with one PDV", i, p)
+			}
+			v := pd.PDVs[0]
+			if v.ContextID != w.ContextID || v.Command != w.Command || v.Last != w.Last || !bytes.Equal(v.Data, w.Data) {
+				t.Fatalf("PDU %d: %+v, want %+v", i, v, w)
+			}
+		}
+		if err := wait(t, sent, 5*time.Second, "send"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req.Abort()
+	acc.Next()
+}
+
 // TestSmallPeerMaxLength: a peer may announce any maximum length. One too
 // small to carry a PDV with data must not make the sender panic or loop
 // sending empty PDVs.
