@@ -138,7 +138,7 @@ func New(o Options) *Scanner {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Scanner{o: o, limit: newRateLimiter(o.Rate), hosts: newHostLimiter(o.PerHost), http: newHTTPCache()}
+	return &Scanner{o: o, limit: newRateLimiter(o.Rate), hosts: newHostLimiter(o.PerHost), http: newHTTPCache(o.ConnectTimeout)}
 }
 
 // Run probes every endpoint and calls emit with the result of each one
@@ -387,6 +387,9 @@ func (p *probe) run(ctx context.Context, useTLS bool) bool {
 		return true
 	}
 	r.DICOM, r.Error = true, ""
+	if len(p.s.o.HTTPPorts) > 0 {
+		p.s.http.start(ctx, p.s, p.ep.Addr) // overlaps the ladder; identify waits for it
+	}
 	r.Transport = "plain"
 	if useTLS {
 		r.Transport = "tls"

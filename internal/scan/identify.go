@@ -41,18 +41,48 @@ type OrthancSystem struct {
 	HTTPPort  int `json:"-"` // where it answered
 }
 
-// httpCache looks up each host's REST API once per scan.
+// httpCache looks up each host's REST API once per scan, in the
+// background from the moment a service of the host answers in DICOM, so
+// that the lookup (a connect timeout, when a firewall drops the port)
+// overlaps the association ladder instead of following it.
 type httpCache struct {
 	mu sync.Mutex
 	m  map[netip.Addr]*httpEntry
+	cl *http.Client // shared: no keep-alives, no proxy, no redirects
 }
 
 type httpEntry struct {
-	once sync.Once
+	done chan struct{}    // closed when sys is set
 	sys  []*OrthancSystem // every REST API that answered on the host
 }
 
-func newHTTPCache() *httpCache { return &httpCache{m: map[netip.Addr]*httpEntry{}} }
+func newHTTPCache(connectTimeout time.Duration) *httpCache {
+	return &httpCache{m: map[netip.Addr]*httpEntry{}, cl: &http.Client{
+		Timeout:       httpTimeout,
+		Transport:     &http.Transport{DisableKeepAlives: true, DialContext: (&net.Dialer{Timeout: connectTimeout}).DialContext, Proxy: nil},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// start begins the lookup of host, once per scan; lookup waits for it.
+func (c *httpCache) start(ctx context.Context, s *Scanner, host netip.Addr) *httpEntry {
+	c.mu.Lock()
+	e := c.m[host]
+	if e == nil {
+		e = &httpEntry{done: make(chan struct{})}
+		c.m[host] = e
+		go func() {
+			defer close(e.done)
+			for _, port := range s.o.HTTPPorts {
+				if sys := orthancSystem(ctx, s, host, port); sys != nil {
+					e.sys = append(e.sys, sys)
+				}
+			}
+		}()
+	}
+	c.mu.Unlock()
+	return e
+}
 
 // lookup returns the /system answer of the Orthanc on host whose DICOM
 // port is dicomPort, or nil.
@@ -60,20 +90,8 @@ func (c *httpCache) lookup(ctx context.Context, s *Scanner, host netip.Addr, dic
 	if len(s.o.HTTPPorts) == 0 {
 		return nil
 	}
-	c.mu.Lock()
-	e := c.m[host]
-	if e == nil {
-		e = &httpEntry{}
-		c.m[host] = e
-	}
-	c.mu.Unlock()
-	e.once.Do(func() {
-		for _, port := range s.o.HTTPPorts {
-			if sys := orthancSystem(ctx, s, host, port); sys != nil {
-				e.sys = append(e.sys, sys)
-			}
-		}
-	})
+	e := c.start(ctx, s, host)
+	<-e.done // bounded by the HTTP timeout, and ends with ctx
 	for _, sys := range e.sys {
 		if sys.DicomPort == dicomPort {
 			return sys
@@ -88,18 +106,13 @@ func orthancSystem(ctx context.Context, s *Scanner, host netip.Addr, port int) *
 	if s.limit.wait(ctx) != nil {
 		return nil
 	}
-	cl := &http.Client{
-		Timeout:       httpTimeout,
-		Transport:     &http.Transport{DisableKeepAlives: true, DialContext: (&net.Dialer{Timeout: s.o.ConnectTimeout}).DialContext, Proxy: nil},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 	u := "http://" + net.JoinHostPort(host.String(), strconv.Itoa(port)) + "/system"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil
 	}
 	req.Header.Set("User-Agent", "dicomshield-scan")
-	resp, err := cl.Do(req)
+	resp, err := s.http.cl.Do(req)
 	if err != nil {
 		return nil
 	}
