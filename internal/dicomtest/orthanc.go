@@ -344,3 +344,87 @@ func (o *Orthanc) File(t testing.TB, id string) []byte {
 	}
 	return b
 }
+
+// OrthancDefaults reads the security-relevant DICOM options from the
+// default configuration the installed Orthanc writes itself (Orthanc
+// --config=FILE), so that "default Orthanc" in the lab is this version's
+// real default and not what we believe it to be.
+func OrthancDefaults(t *testing.T) map[string]any {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "default.json")
+	if out, err := exec.Command(OrthancBinary(t), "--config="+path).CombinedOutput(); err != nil {
+		t.Fatalf("Orthanc --config: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all map[string]any
+	if err := json.Unmarshal(stripJSONComments(b), &all); err != nil {
+		t.Fatalf("Orthanc's default configuration: %v", err)
+	}
+	keep := map[string]any{}
+	for k, v := range all {
+		if _, ok := v.(bool); ok && strings.HasPrefix(k, "Dicom") && k != "DicomTlsEnabled" && k != "DicomServerEnabled" && k != "DicomModalitiesInDatabase" {
+			keep[k] = v
+		}
+	}
+	for _, k := range []string{"DicomAlwaysAllowStore", "DicomAlwaysAllowFind", "DicomCheckCalledAet"} {
+		if _, ok := keep[k]; !ok {
+			t.Fatalf("Orthanc's default configuration has no %s", k)
+		}
+	}
+	return keep
+}
+
+// stripJSONComments removes // and /* */ comments outside strings.
+func stripJSONComments(b []byte) []byte {
+	var out []byte
+	inStr := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			out = append(out, c)
+			if c == '\\' && i+1 < len(b) {
+				i++
+				out = append(out, b[i])
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+			out = append(out, c)
+		case c == '/' && i+1 < len(b) && b[i+1] == '/':
+			for i < len(b) && b[i] != '\n' {
+				i++
+			}
+			out = append(out, '\n')
+		case c == '/' && i+1 < len(b) && b[i+1] == '*':
+			i += 2
+			for i+1 < len(b) && !(b[i] == '*' && b[i+1] == '/') {
+				i++
+			}
+			i++
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// LoadPatients posts one instance for each study of each patient of ps
+// through the REST API and returns the number of studies.
+func (o *Orthanc) LoadPatients(t testing.TB, ps []Patient) int {
+	t.Helper()
+	n := 0
+	for _, p := range ps {
+		for range p.Studies {
+			if _, err := o.Post("/instances", p.StudyFile(t)); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	return n
+}

@@ -63,7 +63,7 @@ func TestArchiveShowsNothing(t *testing.T) {
 		calling string
 		wantErr error
 	}{
-		{"stranger", "STRANGER" + randomString(t, upper, 6), prove.ErrNoAccess},
+		{"stranger", "STRANGER" + dicomtest.RandomString(t, dicomtest.Upper, 6), prove.ErrNoAccess},
 		{"echo-only peer", "ECHOONLY", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,12 +7,10 @@ package prove_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -20,105 +18,15 @@ import (
 	"time"
 
 	"github.com/dicomshield/dicomshield/internal/cli"
-	"github.com/dicomshield/dicomshield/internal/dicom"
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
 	"github.com/dicomshield/dicomshield/internal/scan"
 	"github.com/dicomshield/dicomshield/internal/scan/prove"
 )
 
-// patient is a made-up patient loaded into a lab server.
-type patient struct {
-	Name, ID, Address, BirthDate string
-	Studies                      int
-}
-
-func randomString(t testing.TB, letters string, n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		k, err := rand.Int(rand.Reader, big.NewInt(int64(len(letters))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[i] = letters[k.Int64()]
-	}
-	return string(b)
-}
-
-const upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-func randomUID(t testing.TB) string {
-	return "2.25." + randomString(t, "123456789", 1) + randomString(t, "0123456789", 30)
-}
-
-// makePatients makes n patients with 1 or 2 studies each.
-func makePatients(t testing.TB, n int) []patient {
-	var ps []patient
-	for i := range n {
-		ps = append(ps, patient{
-			Name:      randomString(t, upper, 9) + "^" + randomString(t, upper, 7),
-			ID:        "P" + randomString(t, "0123456789", 9),
-			Address:   randomString(t, "0123456789", 3) + " " + randomString(t, upper, 10) + " STREET",
-			BirthDate: fmt.Sprintf("19%02d%02d%02d", 30+i, 1+i%12, 1+i%28),
-			Studies:   1 + i%2,
-		})
-	}
-	return ps
-}
-
-// instanceFile is one Part 10 secondary capture instance of p in a new
-// study.
-func instanceFile(t testing.TB, p patient) []byte {
-	ds := &dicom.DataSet{}
-	set := func(tag dicom.Tag, vr dicom.VR, v string) { ds.Set(dicom.NewText(tag, vr, v)) }
-	set(dicom.TagSOPClassUID, dicom.UI, "1.2.840.10008.5.1.4.1.1.7")
-	set(dicom.TagSOPInstanceUID, dicom.UI, randomUID(t))
-	set(0x00080020, dicom.DA, "20240102")
-	set(0x00080060, dicom.CS, "OT")
-	set(0x00080064, dicom.CS, "WSD")
-	set(0x00081030, dicom.LO, "LAB STUDY")
-	set(dicom.TagPatientName, dicom.PN, p.Name)
-	set(dicom.TagPatientID, dicom.LO, p.ID)
-	set(0x00100030, dicom.DA, p.BirthDate)
-	set(0x00100040, dicom.CS, "F")
-	set(0x00101040, dicom.LO, p.Address)
-	set(dicom.TagStudyInstanceUID, dicom.UI, randomUID(t))
-	set(dicom.TagSeriesInstanceUID, dicom.UI, randomUID(t))
-	set(0x00200013, dicom.IS, "1")
-	ds.Set(dicom.NewUint16s(0x00280002, dicom.US, 1))
-	set(0x00280004, dicom.CS, "MONOCHROME2")
-	ds.Set(dicom.NewUint16s(0x00280010, dicom.US, 4))
-	ds.Set(dicom.NewUint16s(0x00280011, dicom.US, 4))
-	ds.Set(dicom.NewUint16s(0x00280100, dicom.US, 8))
-	ds.Set(dicom.NewUint16s(0x00280101, dicom.US, 8))
-	ds.Set(dicom.NewUint16s(0x00280102, dicom.US, 7))
-	ds.Set(dicom.NewUint16s(0x00280103, dicom.US, 0))
-	ds.Set(dicom.NewBytes(dicom.TagPixelData, dicom.OB, make([]byte, 16)))
-	b, err := dicom.MarshalFile(dicom.NewFile(ds, dicom.ExplicitVRLittleEndian))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// load posts every study of ps into o through its REST API; it returns
-// the number of studies.
-func load(t testing.TB, o *dicomtest.Orthanc, ps []patient) int {
-	n := 0
-	for _, p := range ps {
-		for range p.Studies {
-			if _, err := o.Post("/instances", instanceFile(t, p)); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-	}
-	return n
-}
-
 // lab is one Orthanc configuration with its data.
 type lab struct {
 	o        *dicomtest.Orthanc
-	patients []patient
+	patients []dicomtest.Patient
 	studies  int
 	moveL    net.Listener // the scanner's listener Orthanc knows as moveAE
 }
@@ -145,33 +53,22 @@ func startLab(t *testing.T, extra map[string]any, open bool, n int) *lab {
 		}
 	}
 	l.o = dicomtest.StartOrthanc(t, cfg)
-	l.patients = makePatients(t, n)
-	l.studies = load(t, l.o, l.patients)
+	l.patients = dicomtest.Patients(t, n)
+	l.studies = l.o.LoadPatients(t, l.patients)
 	return l
 }
 
-func (l *lab) access() scan.Access {
-	return scan.Access{Addr: fmt.Sprintf("127.0.0.1:%d", l.o.DicomPort), CallingAE: "Z" + randomString(nil, upper, 11),
+func (l *lab) access(t testing.TB) scan.Access {
+	return scan.Access{Addr: fmt.Sprintf("127.0.0.1:%d", l.o.DicomPort), CallingAE: "Z" + dicomtest.RandomString(t, dicomtest.Upper, 11),
 		CalledAE: l.o.AET, Timeout: 10 * time.Second}
 }
 
 // secrets are the loaded values that must never appear in the output.
-func (l *lab) secrets() []string {
-	var s []string
-	for _, p := range l.patients {
-		family, given, _ := strings.Cut(p.Name, "^")
-		s = append(s, p.Name, family, given, p.ID, p.Address)
-	}
-	return s
-}
+func (l *lab) secrets() []string { return dicomtest.Secrets(l.patients) }
 
 func assertNoLeak(t *testing.T, what string, out []byte, secrets []string) {
 	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(string(out), s) {
-			t.Errorf("%s contains loaded patient data %q", what, s)
-		}
-	}
+	dicomtest.NoPatientData(t, what, out, secrets)
 }
 
 // readValues is what a lab's Read must show.
@@ -215,7 +112,7 @@ func TestOrthancLabs(t *testing.T) {
 				want := tc.want(l)
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				p, err := prove.Read(ctx, l.access(), &prove.Options{HashSalt: "lab-salt", MoveListener: l.moveL, MoveAE: moveAE})
+				p, err := prove.Read(ctx, l.access(t), &prove.Options{HashSalt: "lab-salt", MoveListener: l.moveL, MoveAE: moveAE})
 				if err != nil {
 					t.Fatalf("Read: %v", err)
 				}
@@ -261,7 +158,7 @@ func TestOrthancLabs(t *testing.T) {
 		l := labs["open"]
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		p, err := prove.Read(ctx, l.access(), &prove.Options{MaxRecords: 2})
+		p, err := prove.Read(ctx, l.access(t), &prove.Options{MaxRecords: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +222,7 @@ func TestOrthancLabs(t *testing.T) {
 				l := labs[tc.lab]
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
-				w := prove.Write(ctx, l.access())
+				w := prove.Write(ctx, l.access(t))
 				if !w.Stored || w.Append != prove.WriteAccepted || w.Overwrite != tc.overwrite {
 					t.Fatalf("write test %+v, want stored, append accepted, overwrite %s", w, tc.overwrite)
 				}

@@ -1,125 +1,19 @@
 package report
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"html"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/dicomshield/dicomshield/internal/dicomtest"
 )
-
-// proxy is a stand-in HTTP proxy that records the first line of every
-// request Chromium sends it and answers nothing. Pointing Chromium at it
-// makes every network fetch visible to the test.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	lines []string
-	wg    sync.WaitGroup
-}
-
-func startProxy(t *testing.T) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				defer c.Close()
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				p.mu.Lock()
-				p.lines = append(p.lines, strings.TrimSpace(line))
-				p.mu.Unlock()
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
-	return p
-}
-
-func (p *proxy) requests() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
-}
-
-// chromiumHosts are Chromium's own services (component updates, time,
-// sign-in) that it may still call despite the flags below; a report never
-// names them (TestHTMLSelfContained), so their requests are not the page's.
-var chromiumHosts = regexp.MustCompile(`^(CONNECT |[A-Z]+ https?://)[^/ ]*\b(google\.com|googleapis\.com|gvt1\.com|gstatic\.com)\b`)
-
-// pageRequests returns the proxied requests that are not Chromium's own.
-func (p *proxy) pageRequests() []string {
-	var out []string
-	for _, l := range p.requests() {
-		if l != "" && !chromiumHosts.MatchString(l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// dumpDOM opens file in headless Chromium and returns the DOM after the
-// page loaded. Every network request goes to proxy.
-func dumpDOM(t *testing.T, file string, p *proxy) string {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium is needed (Debian package chromium; .ci/run installs it): %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-extensions", "--disable-default-apps", "--no-pings", "--disable-domain-reliability",
-		"--disable-client-side-phishing-detection", "--disable-breakpad",
-		"--user-data-dir="+t.TempDir(),
-		"--proxy-server=http://"+p.ln.Addr().String(), "--proxy-bypass-list=<-loopback>",
-		"--dump-dom", "file://"+file)
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	if out.Len() == 0 {
-		t.Fatalf("chromium printed no DOM:\n%s", stderr.String())
-	}
-	return out.String()
-}
-
-// byID returns the text of the element with id in a serialized DOM (the
-// report's figure elements hold text only).
-func byID(t *testing.T, dom, id string) string {
-	t.Helper()
-	m := regexp.MustCompile(`id="` + regexp.QuoteMeta(id) + `"[^>]*>([^<]*)<`).FindStringSubmatch(dom)
-	if m == nil {
-		t.Fatalf("rendered page has no element #%s", id)
-	}
-	return html.UnescapeString(m[1])
-}
 
 func number(t *testing.T, s string) int {
 	t.Helper()
@@ -148,8 +42,8 @@ func TestHTMLInChromium(t *testing.T) {
 	if err := os.WriteFile(report, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t)
-	dom := dumpDOM(t, report, p)
+	p := dicomtest.StartNetRecorder(t)
+	dom := dicomtest.ChromiumDOM(t, report, p)
 
 	for _, tc := range []struct {
 		id   string
@@ -179,7 +73,7 @@ func TestHTMLInChromium(t *testing.T) {
 		{"fig-tls", "2", want.TLS},
 		{"fig-client-cert", "1", want.ClientCert},
 	} {
-		got := byID(t, dom, tc.id)
+		got := dicomtest.DOMText(t, dom, tc.id)
 		if got != tc.text {
 			t.Errorf("#%s shows %q, want %q", tc.id, got, tc.text)
 		}
@@ -193,11 +87,11 @@ func TestHTMLInChromium(t *testing.T) {
 	if !strings.Contains(dom, "</span> (42.9 %) answered query/retrieve") {
 		t.Error("the lead sentence lacks the query-exposed share (3 of 7)")
 	}
-	if got := byID(t, dom, "fig-tls-percent"); got != "28.6 %" {
+	if got := dicomtest.DOMText(t, dom, "fig-tls-percent"); got != "28.6 %" {
 		t.Errorf("#fig-tls-percent shows %q, want 28.6 %% (2 of 7)", got)
 	}
 	for i, c := range want.Versions {
-		if n, v := byID(t, dom, "ver-"+strconv.Itoa(i)+"-name"), byID(t, dom, "ver-"+strconv.Itoa(i)+"-count"); n != c.Name || number(t, v) != c.Count {
+		if n, v := dicomtest.DOMText(t, dom, "ver-"+strconv.Itoa(i)+"-name"), dicomtest.DOMText(t, dom, "ver-"+strconv.Itoa(i)+"-count"); n != c.Name || number(t, v) != c.Count {
 			t.Errorf("versions row %d shows %q %q, want %q %d", i, n, v, c.Name, c.Count)
 		}
 	}
@@ -223,7 +117,7 @@ func TestHTMLInChromium(t *testing.T) {
 	if strings.Contains(dom, "<script>alert") {
 		t.Error("the hostile finding title became markup in the browser")
 	}
-	if r := p.pageRequests(); len(r) != 0 {
+	if r := p.PageRequests(); len(r) != 0 {
 		t.Errorf("opening the report made network requests: %q", r)
 	}
 
@@ -242,11 +136,11 @@ func TestHTMLInChromium(t *testing.T) {
 		if err := os.WriteFile(file, []byte(c.page), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		cp := startProxy(t)
-		dumpDOM(t, file, cp)
-		fetched := strings.Contains(strings.Join(cp.pageRequests(), "\n"), "canary.invalid")
+		cp := dicomtest.StartNetRecorder(t)
+		dicomtest.ChromiumDOM(t, file, cp)
+		fetched := strings.Contains(strings.Join(cp.PageRequests(), "\n"), "canary.invalid")
 		if fetched != c.fetched {
-			t.Errorf("control %s: canary fetched = %v, want %v (requests %q)", c.name, fetched, c.fetched, cp.requests())
+			t.Errorf("control %s: canary fetched = %v, want %v (requests %q)", c.name, fetched, c.fetched, cp.Requests())
 		}
 	}
 }
