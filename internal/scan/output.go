@@ -60,7 +60,39 @@ func (s *TableSink) Close() error {
 		return err
 	}
 	fmt.Fprintf(bw, "%d DICOM service(s)\n", len(s.results))
+	if err := writeCreated(bw, s.results); err != nil {
+		return err
+	}
 	return bw.Flush()
+}
+
+// writeCreated lists, after the table, every UID --test-write stored, so
+// that the owner can delete them (study, series, then instances). UIDs
+// only: the scanner's synthetic instances carry no patient data.
+func writeCreated(w io.Writer, rs []*Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, r := range rs {
+		if r.WriteTest == nil || len(r.WriteTest.Created) == 0 {
+			continue
+		}
+		if !header {
+			header = true
+			fmt.Fprintln(tw, "\nStored by --test-write; delete them:")
+			fmt.Fprintln(tw, "SERVICE\tLEVEL\tUID")
+		}
+		for i, uid := range r.WriteTest.Created {
+			level := "instance"
+			switch i {
+			case 0:
+				level = "study"
+			case 1:
+				level = "series"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Key(), level, uid)
+		}
+	}
+	return tw.Flush()
 }
 
 func productText(p *Product) string {

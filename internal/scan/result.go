@@ -178,7 +178,8 @@ type WriteTest struct {
 	Stored    bool   `json:"stored"`
 	Append    string `json:"append"`    // accepted|refused|untested
 	Overwrite string `json:"overwrite"` // accepted|refused|ignored|unverified|untested
-	// Created lists every UID the scanner stored, so the owner can delete them.
+	// Created lists every UID the scanner stored, so the owner can delete
+	// them: the study, the series, then the instances, in that order.
 	Created []string `json:"created,omitempty"`
 	Detail  string   `json:"detail,omitempty"`
 }
