@@ -226,6 +226,9 @@ func TestOrthancLabs(t *testing.T) {
 				if !w.Stored || w.Append != prove.WriteAccepted || w.Overwrite != tc.overwrite {
 					t.Fatalf("write test %+v, want stored, append accepted, overwrite %s", w, tc.overwrite)
 				}
+				if !strings.Contains(w.Detail, "created moments earlier") {
+					t.Errorf("detail %q does not say the appended series was fresh", w.Detail)
+				}
 				if len(w.Created) != 4 {
 					t.Fatalf("created %v, want study, series and two instances", w.Created)
 				}

@@ -48,6 +48,14 @@ const (
 	assocFailed   = "the association failed"
 )
 
+// appendedFresh is the WriteTest.Detail note of an accepted append: the
+// test appends to a series it created moments earlier, so a server that
+// seals a series some time after its last instance (the defence against
+// forged appends) accepts it too. Only a refusal is conclusive.
+const appendedFresh = "append accepted into the scanner's own series, created moments earlier: " +
+	"a server that refuses new instances some time after a series' last one would accept this too, " +
+	"so appends to older series may still be refused"
+
 // secondaryCapture is Secondary Capture Image Storage, the class of the
 // synthetic instances: every archive accepts it and it needs no modality
 // module.
@@ -181,6 +189,7 @@ func Write(ctx context.Context, a scan.Access) *scan.WriteTest {
 	default:
 		w.Append = WriteAccepted
 		w.Created = append(w.Created, second.SOP)
+		notes = append(notes, appendedFresh)
 	}
 
 	// Overwrite: different content under the first SOP Instance UID.
