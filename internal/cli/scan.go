@@ -51,6 +51,7 @@ type scanFlags struct {
 	prove      bool
 	maxRecords int
 	hashIDs    string
+	hashFile   string
 	testWrite  bool
 }
 
@@ -100,15 +101,19 @@ Ctrl-C stops the scan and writes what was found.`,
 			if err != nil {
 				return err
 			}
-			if (f.hashIDs != "" || cmd.Flags().Changed("max-records")) && !f.prove {
-				return errors.New("--max-records and --hash-ids go with --prove")
+			salt, err := f.hashSalt()
+			if err != nil {
+				return err
+			}
+			if (salt != "" || cmd.Flags().Changed("max-records")) && !f.prove {
+				return errors.New("--max-records, --hash-ids and --hash-ids-file go with --prove")
 			}
 			if f.maxRecords < 1 {
 				return errors.New("--max-records: at least 1")
 			}
 			var followUps []func(context.Context, scan.Access, *scan.Result)
 			if fu := prove.FollowUp(prove.Config{Prove: f.prove, TestWrite: f.testWrite,
-				Options: prove.Options{MaxRecords: f.maxRecords, HashSalt: f.hashIDs}}); fu != nil {
+				Options: prove.Options{MaxRecords: f.maxRecords, HashSalt: salt}}); fu != nil {
 				followUps = append(followUps, fu)
 			}
 			if len(followUps) > 0 {
@@ -154,11 +159,33 @@ Ctrl-C stops the scan and writes what was found.`,
 	fl.StringVar(&f.htmlFile, "html", "", "write a self-contained HTML report (figures, charts, each service with remediation; likely decoys set apart) to `FILE`")
 	fl.BoolVar(&f.prove, "prove", false, "when a stranger gets in, prove read exposure: count records with real C-FIND queries (counts and kinds of data only, never values), try C-GET and C-MOVE without downloading, test user identity")
 	fl.IntVar(&f.maxRecords, "max-records", prove.DefaultMaxRecords, "--prove stops each count with C-CANCEL at `N` records")
-	fl.StringVar(&f.hashIDs, "hash-ids", "", "--prove keeps a SHA-256 of each patient ID salted with `SALT` (to de-duplicate across servers); off by default")
+	fl.StringVar(&f.hashIDs, "hash-ids", "", "--prove keeps a SHA-256 of each patient ID salted with `SALT` (to de-duplicate across servers); off by default. "+
+		"The salt shows in the process list and shell history, and with it the hashes can be tested against guessed IDs: prefer --hash-ids-file")
+	fl.StringVar(&f.hashFile, "hash-ids-file", "", "like --hash-ids, with the salt read from `FILE` (its first line), which keeps it out of the process list and shell history")
 	fl.BoolVar(&f.testWrite, "test-write", false, "when a stranger gets in, store one labelled synthetic instance (UIDs under "+prove.ScannerUIDRoot+", printed) and test appending to its series and overwriting it: writes to the server, never default")
 	startProfile = addProfileFlag(fl)
 	cmd.AddCommand(newScanDiffCmd())
 	return cmd
+}
+
+// hashSalt returns the salt of --hash-ids or --hash-ids-file ("" when
+// neither is given).
+func (f *scanFlags) hashSalt() (string, error) {
+	if f.hashFile == "" {
+		return f.hashIDs, nil
+	}
+	if f.hashIDs != "" {
+		return "", errors.New("--hash-ids and --hash-ids-file: give one")
+	}
+	b, err := os.ReadFile(f.hashFile)
+	if err != nil {
+		return "", fmt.Errorf("--hash-ids-file: %w", err)
+	}
+	salt, _, _ := strings.Cut(string(b), "\n")
+	if salt = strings.TrimRight(salt, "\r"); salt == "" {
+		return "", fmt.Errorf("--hash-ids-file %s: the first line is empty: no salt", f.hashFile)
+	}
+	return salt, nil
 }
 
 func joinInts(v []int) string {

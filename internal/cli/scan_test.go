@@ -69,6 +69,10 @@ func TestScanCommand(t *testing.T) {
 }
 
 func TestScanRefusals(t *testing.T) {
+	dir := t.TempDir()
+	saltFile, emptyFile := filepath.Join(dir, "salt"), filepath.Join(dir, "empty")
+	os.WriteFile(saltFile, []byte("s\n"), 0o600)
+	os.WriteFile(emptyFile, []byte("\n"), 0o600)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -81,6 +85,9 @@ func TestScanRefusals(t *testing.T) {
 		{"unknown risk", []string{"scan", "--accept-risk=everything", "127.0.0.1"}, "unknown risk"},
 		{"bad ports", []string{"scan", "-p", "0", "127.0.0.1"}, "-p"},
 		{"bad exclude", []string{"scan", "--exclude", "pacs.example", "127.0.0.1"}, "--exclude"},
+		{"two salts", []string{"scan", "--prove", "--hash-ids", "s", "--hash-ids-file", saltFile, "127.0.0.1"}, "give one"},
+		{"empty salt file", []string{"scan", "--prove", "--hash-ids-file", emptyFile, "127.0.0.1"}, "no salt"},
+		{"salt file without --prove", []string{"scan", "--hash-ids-file", saltFile, "127.0.0.1"}, "go with --prove"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(tc.args...)
