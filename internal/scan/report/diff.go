@@ -128,7 +128,7 @@ func byKey(rs []scan.Result) map[string]*scan.Result {
 // alarm: an open or unproven operation, no or weak authorization, or a
 // finding above info.
 func exposed(r *scan.Result) bool {
-	if !r.DICOM {
+	if !IsService(r) {
 		return false
 	}
 	if Class(r) != ClassClosed || r.Auth == scan.AuthNone || r.Auth == scan.AuthWeak {
@@ -144,7 +144,7 @@ func exposed(r *scan.Result) bool {
 
 // describe is a one-line account of a service.
 func describe(r *scan.Result) string {
-	if !r.DICOM {
+	if !IsService(r) {
 		return "not DICOM"
 	}
 	s := fmt.Sprintf("authorization %s, %s", or(r.Auth, scan.AuthUnknown), Class(r))
@@ -205,13 +205,13 @@ func direction(from, to int) string {
 }
 
 func compare(k string, o, n *scan.Result, add func(Change)) {
-	if o.DICOM != n.DICOM {
+	if IsService(o) != IsService(n) {
 		// A service that stopped (or started) speaking DICOM: say so and
 		// compare nothing else, its fields mean nothing.
 		dir := Neutral
-		if n.DICOM && exposed(n) {
+		if exposed(n) {
 			dir = Worse
-		} else if o.DICOM && exposed(o) {
+		} else if exposed(o) {
 			dir = Better
 		}
 		add(Change{Key: k, Kind: KindNewService, What: "dicom", From: describe(o), To: describe(n), Direction: dir})

@@ -126,7 +126,7 @@ func WriteHTML(w io.Writer, results []scan.Result, meta Meta) error {
 		switch {
 		case IsDecoy(r):
 			p.Decoys = append(p.Decoys, v)
-		case !r.DICOM:
+		case !IsService(r):
 			p.Others = append(p.Others, v)
 		default:
 			p.Services = append(p.Services, v)

@@ -22,7 +22,7 @@ type Figures struct {
 	Results  int `json:"results"`   // results read (services probed)
 	NotDICOM int `json:"not_dicom"` // answered, but not with DICOM
 	Decoys   int `json:"decoys"`    // likely honeypots and fixtures, DICOM or not
-	Services int `json:"services"`  // DICOM services found, decoys excluded
+	Services int `json:"services"`  // services found (IsService), decoys excluded
 
 	Auth     AuthCounts     `json:"auth"`
 	Exposure ExposureCounts `json:"exposure"`
@@ -93,9 +93,16 @@ func Class(r *scan.Result) string {
 // IsDecoy reports whether a result is counted as a decoy.
 func IsDecoy(r *scan.Result) bool { return r.Decoy != nil && r.Decoy.Likely }
 
+// IsService reports whether a result is a service the scanner classified:
+// one that answered in DICOM, or a TLS service that demanded a client
+// certificate before a word of DICOM could be exchanged (the scanner
+// keeps it, as strong, stopped by the certificate; dicomshield serve by
+// default). Anything else answered without DICOM.
+func IsService(r *scan.Result) bool { return r.DICOM || r.TLS.ClientCertRequired }
+
 // Headline reports whether a result counts in the headline figures: a
-// DICOM service that is not a likely decoy.
-func Headline(r *scan.Result) bool { return r.DICOM && !IsDecoy(r) }
+// service (IsService) that is not a likely decoy.
+func Headline(r *scan.Result) bool { return IsService(r) && !IsDecoy(r) }
 
 // Summarize computes the figures of rs. It does not mark decoys: call
 // MarkDecoys first to exclude them.
@@ -109,7 +116,7 @@ func Summarize(rs []scan.Result) Figures {
 			f.Decoys++
 			continue
 		}
-		if !r.DICOM {
+		if !IsService(r) {
 			f.NotDICOM++
 			continue
 		}

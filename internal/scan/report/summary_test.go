@@ -2,6 +2,7 @@ package report
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/dicomshield/dicomshield/internal/scan"
@@ -64,5 +65,25 @@ func TestThousandsAndLevels(t *testing.T) {
 	want := []Count{{"PATIENT", 3}, {"STUDY", 1}, {"IMAGE", 4}, {"X", 2}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("levels = %v, want %v", got, want)
+	}
+}
+
+// TestClientCertServiceCounts: a TLS service that demanded a client
+// certificate (no DICOM could be exchanged, as with dicomshield serve) is
+// a strong service in the figures, not an answer without DICOM.
+func TestClientCertServiceCounts(t *testing.T) {
+	rs := []scan.Result{{Host: "127.0.0.1", Port: 2762, Transport: "tls", Auth: scan.AuthStrong, StoppedBy: "certificate",
+		TLS: scan.TLSInfo{Enabled: true, Version: "TLS 1.3", ClientCertRequired: true},
+		Exposure: scan.Exposure{Query: scan.ExposureClosed, Retrieve: scan.ExposureClosed, Store: scan.ExposureClosed}}}
+	f := Summarize(rs)
+	if f.Services != 1 || f.NotDICOM != 0 || f.Auth.Strong != 1 || f.TLS != 1 || f.ClientCert != 1 || f.Exposure.Closed != 1 {
+		t.Errorf("figures %+v: want one strong, closed TLS service requiring a client certificate", f)
+	}
+	var b strings.Builder
+	if err := WriteHTML(&b, rs, Meta{Generated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "no DICOM answer") {
+		t.Error("the page lists the service under Not DICOM")
 	}
 }
