@@ -73,7 +73,7 @@ func TestThousandsAndLevels(t *testing.T) {
 // a strong service in the figures, not an answer without DICOM.
 func TestClientCertServiceCounts(t *testing.T) {
 	rs := []scan.Result{{Host: "127.0.0.1", Port: 2762, Transport: "tls", Auth: scan.AuthStrong, StoppedBy: "certificate",
-		TLS: scan.TLSInfo{Enabled: true, Version: "TLS 1.3", ClientCertRequired: true},
+		TLS:      scan.TLSInfo{Enabled: true, Version: "TLS 1.3", ClientCertRequired: true},
 		Exposure: scan.Exposure{Query: scan.ExposureClosed, Retrieve: scan.ExposureClosed, Store: scan.ExposureClosed}}}
 	f := Summarize(rs)
 	if f.Services != 1 || f.NotDICOM != 0 || f.Auth.Strong != 1 || f.TLS != 1 || f.ClientCert != 1 || f.Exposure.Closed != 1 {
