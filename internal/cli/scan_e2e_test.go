@@ -27,42 +27,32 @@ import (
 	"time"
 
 	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/archive/archivetest"
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
 	"github.com/dicomshield/dicomshield/internal/scan"
 	"github.com/dicomshield/dicomshield/internal/scan/prove"
 	"github.com/dicomshield/dicomshield/internal/scan/report"
 )
 
-// startDefaultServe runs dicomshield serve's archive in-process on a fresh
-// data directory as installed: DICOM over TLS only (the plain listener is
-// off by default), no peer registered. It returns the archive, to read its
-// index afterwards, and the TLS port.
+// startDefaultServe runs dicomshield serve's archive on a fresh data
+// directory as installed: DICOM over TLS only, no peer registered. It
+// returns the archive, to read its index afterwards, and the TLS port.
 func startDefaultServe(t *testing.T) (*archive.Archive, int) {
 	t.Helper()
-	a, _, err := archive.Open(filepath.Join(t.TempDir(), "data"), nil)
+	dir := filepath.Join(t.TempDir(), "data")
+	a, _, err := archive.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Config.Listen != "" {
-		t.Fatalf("serve's default configuration listens for plain DICOM on %q", a.Config.Listen)
+	listen := a.Config.Listen
+	a.Close()
+	if listen != "" {
+		t.Fatalf("serve's default configuration listens for plain DICOM on %q", listen)
 	}
-	a.Config.ListenTLS, a.Config.Metrics = "127.0.0.1:0", ""
-	tl, pl, err := a.Listeners()
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, tl, pl, 5*time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
-	})
-	return a, tl.Addr().(*net.TCPAddr).Port
+	a, tlsAddr, _ := archivetest.Start(t, dir, false)
+	_, port, _ := net.SplitHostPort(tlsAddr)
+	n, _ := strconv.Atoi(port)
+	return a, n
 }
 
 // figureIDs maps the report's figure elements to the figures they show.

@@ -5,7 +5,6 @@ package scan
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -15,7 +14,7 @@ import (
 
 	"encoding/json"
 
-	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/archive/archivetest"
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
 )
 
@@ -34,26 +33,9 @@ func merge(a map[string]any, kv ...any) map[string]any {
 // TLS and plain, with no registered peer: its default.
 func startServe(t *testing.T) (tlsPort, plainPort int) {
 	t.Helper()
-	a, _, err := archive.Open(filepath.Join(t.TempDir(), "data"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Config.ListenTLS, a.Config.Listen, a.Config.Metrics = "127.0.0.1:0", "127.0.0.1:0", ""
-	tl, pl, err := a.Listeners()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, tl, pl, 5*time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		a.Close()
-	})
-	return tl.Addr().(*net.TCPAddr).Port, pl.Addr().(*net.TCPAddr).Port
+	_, tl, pl := archivetest.Start(t, filepath.Join(t.TempDir(), "data"), true)
+	port := func(addr string) int { ap := netip.MustParseAddrPort(addr); return int(ap.Port()) }
+	return port(tl), port(pl)
 }
 
 // labCase is one server of the lab and the verdict the scan must give.

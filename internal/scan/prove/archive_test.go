@@ -6,12 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/archive/archivetest"
 	"github.com/dicomshield/dicomshield/internal/cli"
 	"github.com/dicomshield/dicomshield/internal/dicom"
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
@@ -30,27 +29,8 @@ func startArchive(t *testing.T) string {
 		"--host", "127.0.0.1", "--bundle", t.TempDir()}, &out, &errb); code != 0 {
 		t.Fatalf("peer add: %d: %s", code, errb.String())
 	}
-	a, _, err := archive.Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Config.ListenTLS, a.Config.Listen, a.Config.Metrics = "127.0.0.1:0", "127.0.0.1:0", ""
-	tlsL, plainL, err := a.Listeners()
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, tlsL, plainL, time.Second) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		a.Close()
-	})
-	return plainL.Addr().String()
+	_, _, plain := archivetest.Start(t, dir, true)
+	return plain
 }
 
 // TestArchiveShowsNothing: dicomshield serve lets a stranger neither read
