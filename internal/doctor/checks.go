@@ -87,18 +87,13 @@ func checkAbuseLimits(st *state) []Finding {
 	return out
 }
 
-// auditForwarded reports whether the configuration sends the audit trail
-// to a collector. This build has no option for it yet (the syslog-TLS
-// sender is being built), so the trail stays on this machine only.
-func auditForwarded(*config.Config) bool { return false }
-
 func checkAuditForwarding(st *state) []Finding {
-	if st.cfg == nil || auditForwarded(st.cfg) {
+	if st.cfg == nil || st.cfg.Audit.Syslog != "" {
 		return nil
 	}
 	return []Finding{{Check: "audit-not-forwarded", Severity: Medium,
-		Problem: "The audit trail (who looked at and sent which records) is not forwarded to a central collector: someone who takes over this machine can erase it.",
-		Fix:     "Forward it to the hospital's audit record repository or SIEM over syslog with TLS, as soon as this version of dicomshield offers the option."}}
+		Problem: "The audit trail (who looked at and sent which records) is kept on this machine only: someone who takes it over can erase the trail.",
+		Fix:     "Forward it to the hospital's audit record repository or SIEM: set audit.syslog (host:6514) and audit.syslog_ca in the configuration."}}
 }
 
 func checkPeers(st *state) []Finding {

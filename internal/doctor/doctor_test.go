@@ -2,6 +2,7 @@ package doctor_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -104,6 +105,14 @@ func TestChecks(t *testing.T) {
 			writeConfig(t, dir, "metrics = \"0.0.0.0:9762\"\naccept_risk = [\"metrics-public\"]\n")
 			return time.Time{}
 		}, map[string]doctor.Severity{"metrics-public": doctor.Medium, "accepted-risk": doctor.Low}, nil},
+		{"audit forwarded", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			ca := filepath.Join(t.TempDir(), "collector-ca.pem")
+			if err := os.WriteFile(ca, []byte("not checked by doctor"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			writeConfig(t, dir, fmt.Sprintf("[audit]\nsyslog = \"logs.example.org:6514\"\nsyslog_ca = %q\n", ca))
+			return time.Time{}
+		}, nil, []string{"audit-not-forwarded", "config-unusable"}},
 		{"abuse limits off", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
 			writeConfig(t, dir, "[abuse]\nrejections_before_ban = 0\nattempts_per_minute = 0\n")
 			return time.Time{}
