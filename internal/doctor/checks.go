@@ -20,6 +20,7 @@ var checks = []func(*state) []Finding{
 	checkAcceptedRisks,
 	checkMetrics,
 	checkAbuseLimits,
+	checkTamper,
 	checkAuditForwarding,
 	checkPeers,
 	checkUserIdentity,
@@ -83,6 +84,32 @@ func checkAbuseLimits(st *state) []Finding {
 		out = append(out, Finding{Check: "abuse-limit-off", Severity: Medium,
 			Problem: fmt.Sprintf("Protection against misbehaving addresses is partly off: %s. A stranger can then flood the server or guess AE titles without being stopped.", off),
 			Fix:     "Remove that line from the [abuse] section so the default applies."})
+	}
+	return out
+}
+
+func checkTamper(st *state) []Finding {
+	c := st.cfg
+	if c == nil {
+		return nil
+	}
+	var out []Finding
+	if c.Tamper.SealAfter == 0 {
+		out = append(out, Finding{Check: "series-sealing-off", Severity: Medium,
+			Problem: "Series are never sealed (tamper.seal_after = \"0\"): any device allowed to store can slip a forged image into a finished series, however old, and viewers show it among the real ones.",
+			Fix:     fmt.Sprintf("Remove seal_after from the [tamper] section (the default seals a series %s after its last image) and \"unsealed-series\" from accept_risk.", config.Duration(config.DefaultSealAfter))})
+	}
+	if c.Tamper.ForeignStudy == config.ForeignStudyAllow {
+		out = append(out, Finding{Check: "foreign-study-allowed", Severity: Medium,
+			Problem: "Any device allowed to store may add images to studies another device created (tamper.foreign_study = \"allow\").",
+			Fix:     "Set foreign_study = \"refuse\" in the [tamper] section and remove \"foreign-study\" from accept_risk."})
+	}
+	for _, p := range st.peers {
+		if p.MayReopen {
+			out = append(out, Finding{Check: "peer-may-reopen", Severity: Low,
+				Problem: fmt.Sprintf("Device %s may add images to its own sealed series (--may-reopen).", p.AETitle),
+				Fix:     fmt.Sprintf("Keep this only if %s really sends late images; otherwise register it again without --may-reopen.", p.AETitle)})
+		}
 	}
 	return out
 }

@@ -86,7 +86,7 @@ func TestChecks(t *testing.T) {
 	}{
 		{"fresh install", nil,
 			map[string]doctor.Severity{"no-peers": doctor.Info, "audit-not-forwarded": doctor.Medium},
-			[]string{"config-unusable", "plaintext-listener", "accepted-risk", "metrics-public", "abuse-limit-off", "peer-wide-range",
+			[]string{"config-unusable", "plaintext-listener", "accepted-risk", "metrics-public", "abuse-limit-off", "series-sealing-off", "foreign-study-allowed", "peer-may-reopen", "peer-wide-range",
 				"peer-all-rights", "peer-plaintext", "user-identity-not-required", "ca-expiry", "ca-missing", "peer-cert-expiry",
 				"data-dir-permissions", "key-permissions", "file-permissions", "peers-unreadable"}},
 		{"a tidy peer", func(t *testing.T, dir string, reg *policy.FileRegistry, _ *pki.CA) time.Time {
@@ -113,6 +113,18 @@ func TestChecks(t *testing.T) {
 			writeConfig(t, dir, fmt.Sprintf("[audit]\nsyslog = \"logs.example.org:6514\"\nsyslog_ca = %q\n", ca))
 			return time.Time{}
 		}, nil, []string{"audit-not-forwarded", "config-unusable"}},
+		{"series sealing off", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			writeConfig(t, dir, "accept_risk = [\"unsealed-series\"]\n[tamper]\nseal_after = \"0\"\n")
+			return time.Time{}
+		}, map[string]doctor.Severity{"series-sealing-off": doctor.Medium, "accepted-risk": doctor.Low}, []string{"foreign-study-allowed"}},
+		{"foreign studies allowed", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			writeConfig(t, dir, "accept_risk = [\"foreign-study\"]\n[tamper]\nforeign_study = \"allow\"\n")
+			return time.Time{}
+		}, map[string]doctor.Severity{"foreign-study-allowed": doctor.Medium}, []string{"series-sealing-off"}},
+		{"peer may reopen", func(t *testing.T, dir string, reg *policy.FileRegistry, _ *pki.CA) time.Time {
+			putPeer(t, reg, policy.Peer{AETitle: "CT01", Hosts: hosts("10.0.0.9"), Rights: echoStore, MayReopen: true})
+			return time.Time{}
+		}, map[string]doctor.Severity{"peer-may-reopen": doctor.Low}, nil},
 		{"abuse limits off", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
 			writeConfig(t, dir, "[abuse]\nrejections_before_ban = 0\nattempts_per_minute = 0\n")
 			return time.Time{}
