@@ -91,6 +91,19 @@ type Options struct {
 	// the same per-host limit, before r is emitted.
 	FollowUp func(ctx context.Context, a Access, r *Result)
 
+	// Skip, when set, is asked before each endpoint is probed; an
+	// endpoint it accepts is passed over (one a resumed scan finished).
+	Skip func(Endpoint) bool
+	// Finished, when set, is called for each endpoint whose probe ran to
+	// its end (not cut short by ctx), whether or not anything answered
+	// there, after its result was emitted: what a resumed scan need not
+	// probe again. It is called from one goroutine at a time, as emit is.
+	Finished func(Endpoint)
+	// DropInterrupted leaves out the results of probes that ctx cut
+	// short, instead of emitting them with Error saying so: a resumed
+	// scan probes them again and emits them once, complete.
+	DropInterrupted bool
+
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -156,17 +169,26 @@ func (s *Scanner) Run(ctx context.Context, endpoints iter.Seq[Endpoint], emit fu
 		go func() {
 			defer wg.Done()
 			for ep := range work {
-				r := s.Probe(ctx, ep)
-				if r != nil {
-					emitMu.Lock()
-					emit(r)
-					emitMu.Unlock()
+				r, complete := s.probe(ctx, ep)
+				if r == nil && (!complete || s.o.Finished == nil) {
+					continue
 				}
+				emitMu.Lock()
+				if r != nil && (complete || !s.o.DropInterrupted) {
+					emit(r)
+				}
+				if complete && s.o.Finished != nil {
+					s.o.Finished(ep)
+				}
+				emitMu.Unlock()
 			}
 		}()
 	}
 feed:
 	for ep := range endpoints {
+		if s.o.Skip != nil && s.o.Skip(ep) {
+			continue
+		}
 		select {
 		case work <- ep:
 		case <-ctx.Done():
@@ -182,8 +204,15 @@ feed:
 // nothing answered there (connection refused or timed out, or a service
 // that is neither DICOM nor TLS).
 func (s *Scanner) Probe(ctx context.Context, ep Endpoint) *Result {
+	r, _ := s.probe(ctx, ep)
+	return r
+}
+
+// probe is Probe, and reports whether the probe ran to its end: false
+// when ctx ended before it did (its result, if any, says so).
+func (s *Scanner) probe(ctx context.Context, ep Endpoint) (_ *Result, complete bool) {
 	if err := s.hosts.acquire(ctx, ep.Addr); err != nil {
-		return nil
+		return nil, false
 	}
 	defer s.hosts.release(ep.Addr)
 	r := &Result{Host: ep.Addr.String(), Port: ep.Port, Time: s.o.Now().UTC(), Auth: AuthUnknown,
@@ -196,21 +225,24 @@ func (s *Scanner) Probe(ctx context.Context, ep Endpoint) *Result {
 	for i, useTLS := range order {
 		tcp := p.run(ctx, useTLS)
 		if !tcp && i == 0 {
-			return nil // nothing listens (or the host is dead): the connect timeout was the whole cost
+			// Nothing listens (or the host is dead): the connect timeout
+			// was the whole cost. Or ctx ended before the connect did.
+			return nil, ctx.Err() == nil
 		}
 		if r.DICOM || r.TLS.ClientCertRequired || ctx.Err() != nil {
 			break
 		}
 	}
 	if !r.DICOM && !r.TLS.ClientCertRequired {
-		return nil
+		return nil, ctx.Err() == nil
 	}
 	s.identify(ctx, p)
-	if ctx.Err() != nil && r.Error == "" {
+	complete = ctx.Err() == nil
+	if !complete && r.Error == "" {
 		r.Error = "scan interrupted before this service was finished"
 	}
 	classify(r)
-	return r
+	return r, complete
 }
 
 // probe is the state of one service's examination.
