@@ -53,6 +53,8 @@ type scanFlags struct {
 	hashIDs    string
 	hashFile   string
 	testWrite  bool
+
+	resume resumeFlags // --resume, --resume-force (scanresume.go)
 }
 
 func newScanCmd() *cobra.Command {
@@ -123,6 +125,9 @@ Ctrl-C stops the scan and writes what was found.`,
 					}
 				}
 			}
+			if err := f.resume.open(set, &opts, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			sinks, closeFiles, err := f.openSinks(cmd.OutOrStdout())
 			if err != nil {
 				return err
@@ -133,7 +138,11 @@ Ctrl-C stops the scan and writes what was found.`,
 				return err
 			}
 			defer stopProfile()
-			return runScan(ctx, cmd.ErrOrStderr(), set, opts, sinks, f.quiet)
+			err = runScan(ctx, cmd.ErrOrStderr(), set, opts, sinks, f.quiet)
+			if rerr := f.resume.close(ctx, cmd.ErrOrStderr()); rerr != nil && err == nil {
+				err = rerr
+			}
+			return err
 		},
 	}
 	fl := cmd.Flags()
@@ -163,6 +172,7 @@ Ctrl-C stops the scan and writes what was found.`,
 		"The salt shows in the process list and shell history, and with it the hashes can be tested against guessed IDs: prefer --hash-ids-file")
 	fl.StringVar(&f.hashFile, "hash-ids-file", "", "like --hash-ids, with the salt read from `FILE` (its first line), which keeps it out of the process list and shell history")
 	fl.BoolVar(&f.testWrite, "test-write", false, "when a stranger gets in, store one labelled synthetic instance (UIDs under "+prove.ScannerUIDRoot+", printed) and test appending to its series and overwriting it: writes to the server, never default")
+	f.resume.addFlags(fl)
 	startProfile = addProfileFlag(fl)
 	cmd.AddCommand(newScanDiffCmd())
 	return cmd
@@ -307,9 +317,12 @@ func (f *scanFlags) openSinks(stdout io.Writer) ([]scan.Sink, func(), error) {
 			toStdout = true
 			return stdout, nil
 		}
-		fh, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		fh, err := os.OpenFile(name, f.resume.outputFlags(name == f.jsonFile), 0o600)
 		if err != nil {
 			return nil, err
+		}
+		if name == f.jsonFile {
+			f.resume.opened(fh)
 		}
 		files = append(files, fh)
 		return fh, nil
