@@ -20,10 +20,14 @@ import (
 
 // Defaults of Options. Each is the value a zero field selects.
 const (
-	// DefaultConcurrency is how many services are probed at once: enough
-	// to hide connect latency across a /16, while the sockets it holds
-	// (at most two per probe) stay far below a default ulimit of 1024.
-	DefaultConcurrency = 128
+	// DefaultConcurrency is how many services are probed at once. It
+	// bounds the scanner's own sockets (at most three per probe: 768,
+	// below a default ulimit of 1024), not the load on any host (PerHost
+	// does) or on the network (Rate does): a service that accepts costs
+	// about seven round trips, so across a 100 ms path 300 connections a
+	// second need ~210 probes under way, and with fewer the rate limit
+	// could never be reached on slow paths.
+	DefaultConcurrency = 256
 	// DefaultPerHost is how many probes run against one host at once: a
 	// device on a clinic network must never see a flood from a scan, and
 	// two lets the ports of a host proceed side by side.
