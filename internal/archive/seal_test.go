@@ -155,7 +155,8 @@ func TestAppendAttack(t *testing.T) {
 		{"the forgery, 61 min after the series' last instance", 61 * time.Minute, func() bundle { return ct1 }, forged, archive.AlertSeriesSealed, "CT1"},
 		{"another peer into the modality's study", 0, func() bundle { return ct2 }, "", archive.AlertForeignStudy, "CT2"},
 		{"the forgery again, the modality now allowed to reopen", 0, func() bundle {
-			return addPeer(t, dir, "CT1", "--allow", "echo,store,find", "--may-reopen")
+			runCLI(t, "peer", "set", "CT1", "--may-reopen", "--data", dir)
+			return ct1
 		}, forged, "", "CT1"},
 	}
 	for _, tc := range cases {
