@@ -338,7 +338,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	// The ledger went down with the index rows: one unbroken entry per
 	// instance, every file re-hashing to its key, nothing added.
-	rep, err := store.Verify(context.Background(), ix, bl)
+	rep, err := store.Verify(context.Background(), ix, bl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -274,6 +274,21 @@ func TestVerifyCommand(t *testing.T) {
 	if code, out := runVerify(t, "--data", dir, "--head"); code != 0 || out != "4 "+head.Hash+"\n" {
 		t.Fatalf("verify --head: exit %d, %q", code, out)
 	}
+	for _, c := range []struct {
+		expect string
+		code   int
+		want   string
+	}{
+		{"4:" + head.Hash, 0, "OK"},
+		{"4 " + head.Hash, 0, "OK"},
+		{"3:" + head.Hash, 1, "recorded-head"},
+		{"9:" + head.Hash, 1, "recorded-head"},
+		{"4:" + head.Hash[:10], 1, "SEQ:HASH"},
+	} {
+		if code, out := runVerify(t, "--data", dir, "--expect", c.expect); code != c.code || !strings.Contains(out, c.want) {
+			t.Errorf("verify --expect %s: exit %d, want %d and %q:\n%s", c.expect, code, c.code, c.want, out)
+		}
+	}
 	ix := func() *sql.DB {
 		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, archive.IndexFile))
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -23,7 +25,7 @@ type headJSON struct {
 }
 
 func newVerifyCmd() *cobra.Command {
-	var dir string
+	var dir, expect string
 	var asJSON, headOnly bool
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -39,12 +41,23 @@ It reads the data directory without changing anything, and may run beside
 "serve". The exit status is 1 when anything is wrong. Output names files by
 their hash and instances by SOP Instance UID, never by patient data.
 
---head prints only the chain head, without checking anything.`,
+--head prints only the chain head, without checking anything. --expect
+SEQ:HASH checks that the chain still holds a head you recorded earlier: a
+ledger rewritten consistently from some entry on passes every other check.`,
 		Example: `  dicomshield verify --data /srv/pacs
   dicomshield verify --data /srv/pacs --json
-  dicomshield verify --data /srv/pacs --head    # record this elsewhere`,
+  dicomshield verify --data /srv/pacs --head    # record this elsewhere
+  dicomshield verify --data /srv/pacs --expect 1041:3f9a...   # a head recorded earlier`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var want *store.LedgerEntry
+			if expect != "" {
+				e, err := parseHead(expect)
+				if err != nil {
+					return usageError("%v", err)
+				}
+				want = e
+			}
 			ixPath := filepath.Join(dir, archive.IndexFile)
 			// Open would create a missing index: say so instead.
 			if _, err := os.Stat(ixPath); err != nil {
@@ -75,7 +88,7 @@ their hash and instances by SOP Instance UID, never by patient data.
 			if err != nil {
 				return err
 			}
-			rep, err := store.Verify(cmd.Context(), ix, bl)
+			rep, err := store.Verify(cmd.Context(), ix, bl, want)
 			if err != nil {
 				return err
 			}
@@ -98,6 +111,7 @@ their hash and instances by SOP Instance UID, never by patient data.
 	addDataFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report (or the head) as JSON")
 	cmd.Flags().BoolVar(&headOnly, "head", false, "print only the ledger's head: sequence number and hash")
+	cmd.Flags().StringVar(&expect, "expect", "", "SEQ:HASH, a head recorded earlier that the chain must still hold")
 	return cmd
 }
 
@@ -132,4 +146,18 @@ func printReport(w io.Writer, r *store.VerifyReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Kind, seq, file, uid, p.Detail)
 	}
 	tw.Flush()
+}
+
+// parseHead parses a recorded head, "SEQ:HASH" (or "SEQ HASH", as --head
+// prints it).
+func parseHead(s string) (*store.LedgerEntry, error) {
+	seqText, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		seqText, hash, ok = strings.Cut(strings.TrimSpace(s), " ")
+	}
+	seq, err := strconv.ParseInt(seqText, 10, 64)
+	if !ok || err != nil || seq < 1 || len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("--expect %q: write the recorded head as SEQ:HASH, the sequence number and the 64 hex digits verify --head printed", s)
+	}
+	return &store.LedgerEntry{Seq: seq, Hash: hash}, nil
 }

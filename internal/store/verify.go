@@ -24,6 +24,10 @@ const (
 	// content, whose Prev is not the previous entry's hash, or a gap in
 	// the sequence: the ledger was edited.
 	ProblemChainBreak = "chain-break"
+	// ProblemRecordedHead: a head recorded earlier (Verify's expect) is
+	// not in the chain: the ledger was rewritten from that entry on, or
+	// cut short.
+	ProblemRecordedHead = "recorded-head"
 	// ProblemUnledgered: the index refers to a file the ledger never
 	// recorded: an index row was written or changed outside dicomshield.
 	ProblemUnledgered = "unledgered"
@@ -72,10 +76,16 @@ type StrayLister interface {
 // "added"; only a store between its blob's commit and its index row (a few
 // milliseconds) can still show as one.
 //
+// expect, if not nil, is a head recorded earlier (only its Seq and Hash
+// count): the chain must still hold that entry with that hash. A chain
+// rewritten consistently from some entry on passes every other check;
+// only a head kept outside the archive shows it.
+//
 // An error is returned only when the check itself could not run; what it
 // found is in the report.
-func Verify(ctx context.Context, ix Index, bl Blobs) (*VerifyReport, error) {
+func Verify(ctx context.Context, ix Index, bl Blobs, expect *LedgerEntry) (*VerifyReport, error) {
 	r := &VerifyReport{Problems: []Problem{}}
+	var seen *LedgerEntry
 	ledgered := map[string]int64{} // blob key -> first seq
 	sop := map[string]string{}     // blob key -> SOP Instance UID
 	prev := LedgerGenesis
@@ -97,6 +107,9 @@ func Verify(ctx context.Context, ix Index, bl Blobs) (*VerifyReport, error) {
 		if _, ok := ledgered[e.BlobKey]; !ok {
 			ledgered[e.BlobKey] = e.Seq
 			sop[e.BlobKey] = e.SOPInstanceUID
+		}
+		if expect != nil && e.Seq == expect.Seq {
+			seen = &LedgerEntry{Seq: e.Seq, Hash: e.Hash}
 		}
 		last, prev = e.Seq, e.Hash
 		r.HeadSeq, r.HeadHash = e.Seq, e.Hash
@@ -151,6 +164,16 @@ func Verify(ctx context.Context, ix Index, bl Blobs) (*VerifyReport, error) {
 		if !present[k] && ledgered[k] <= listed {
 			r.Problems = append(r.Problems, Problem{Kind: ProblemMissing, Seq: ledgered[k], BlobKey: k, SOPInstanceUID: sop[k],
 				Detail: "a file the ledger recorded is gone"})
+		}
+	}
+	if expect != nil {
+		switch {
+		case seen == nil:
+			r.Problems = append(r.Problems, Problem{Kind: ProblemRecordedHead, Seq: expect.Seq,
+				Detail: fmt.Sprintf("the recorded head is entry %d, but the chain ends at %d: entries were removed", expect.Seq, r.HeadSeq)})
+		case seen.Hash != expect.Hash:
+			r.Problems = append(r.Problems, Problem{Kind: ProblemRecordedHead, Seq: expect.Seq,
+				Detail: "entry " + fmt.Sprint(expect.Seq) + " no longer has the recorded hash: the chain was rewritten from there on"})
 		}
 	}
 	if s, ok := bl.(StrayLister); ok {

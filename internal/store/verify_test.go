@@ -163,7 +163,7 @@ func TestVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := store.Verify(context.Background(), ix, bl)
+			r, err := store.Verify(context.Background(), ix, bl, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,6 +192,88 @@ func TestVerify(t *testing.T) {
 			}
 			if r.Files < 3 || r.Entries < 3 || r.HeadSeq == 0 || len(r.HeadHash) != 64 {
 				t.Errorf("report %d files, %d entries, head %d %s", r.Files, r.Entries, r.HeadSeq, r.HeadHash)
+			}
+		})
+	}
+}
+
+// rewriteChain rewrites the ledger from entry from on, as a forger with
+// the database would: a changed peer, every later hash recomputed, so the
+// chain is consistent again.
+func rewriteChain(t *testing.T, dir string, from int64) {
+	t.Helper()
+	ix, err := sqlite.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []store.LedgerEntry
+	ix.LedgerEntries(context.Background(), 0, func(e *store.LedgerEntry) error { entries = append(entries, *e); return nil })
+	ix.Close()
+	stmts := []string{`DROP TRIGGER ledger_no_update`}
+	prev := entries[from-2].Hash
+	for _, e := range entries[from-1:] {
+		e.Peer, e.Prev = "FORGER", prev
+		e.Hash = e.ComputeHash()
+		stmts = append(stmts, fmt.Sprintf(`UPDATE ledger SET peer = 'FORGER', prev = '%s', hash = '%s' WHERE seq = %d`, e.Prev, e.Hash, e.Seq))
+		prev = e.Hash
+	}
+	sqlExec(t, dir, stmts...)
+}
+
+// TestVerifyRecordedHead: a ledger rewritten consistently from some entry
+// on passes the chain walk; a head recorded before the rewrite catches it,
+// and catches a chain cut short.
+func TestVerifyRecordedHead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(t *testing.T, dir string)
+		expect bool // check against the head recorded before tampering
+		want   []string
+	}{
+		{"untouched, recorded head", func(*testing.T, string) {}, true, nil},
+		{"rewritten from entry 2, no recorded head", func(t *testing.T, dir string) { rewriteChain(t, dir, 2) }, false, nil},
+		{"rewritten from entry 2, recorded head", func(t *testing.T, dir string) { rewriteChain(t, dir, 2) }, true, []string{store.ProblemRecordedHead}},
+		{"last entry removed, recorded head", func(t *testing.T, dir string) {
+			sqlExec(t, dir, `DROP TRIGGER ledger_no_delete`, `DELETE FROM ledger WHERE seq = 4`)
+		}, true, []string{store.ProblemAdded, store.ProblemRecordedHead, store.ProblemUnledgered}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			verifyFixture(t, dir, 4)
+			ix, err := sqlite.Open(filepath.Join(dir, "index.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			recorded, err := ix.LedgerHead(context.Background())
+			ix.Close()
+			if err != nil || recorded.Seq != 4 {
+				t.Fatalf("head %+v, %v", recorded, err)
+			}
+			tc.tamper(t, dir)
+			ix, err = sqlite.Open(filepath.Join(dir, "index.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ix.Close()
+			bl, err := fs.Open(filepath.Join(dir, "blobs"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var expect *store.LedgerEntry
+			if tc.expect {
+				expect = &store.LedgerEntry{Seq: recorded.Seq, Hash: recorded.Hash}
+			}
+			r, err := store.Verify(context.Background(), ix, bl, expect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range r.Problems {
+				got = append(got, p.Kind)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("problems %+v, want kinds %v", r.Problems, tc.want)
 			}
 		})
 	}
