@@ -44,11 +44,19 @@
 // same DICOM profiles or cannot do TLS 1.3 would fail the same way. With
 // an RSA server key, TLS 1.2 and TLS 1.3 both work without options.
 //
+// # Enrolment
+//
+// A device need not receive a key from the archive: it makes its own key,
+// sends a certificate signing request, and IssueForCSR signs it with the
+// same AE binding as IssuePeer (see package enroll for the protocol).
+// WriteBundle writes what comes back in the layout IssuePeer uses.
+//
 // # Time
 //
 // The DefaultXxxValidity constants set every certificate's lifetime; no
 // certificate outlives the CA. NotBefore is backdated by
-// ClockSkewAllowance.
+// ClockSkewAllowance. Server and peer certificates live for days, and are
+// renewed once two thirds of their life has passed (RenewDue).
 package pki
 
 import "time"
@@ -61,21 +69,28 @@ const (
 	// again, so that should happen rarely.
 	DefaultCAValidity = 10 * 365 * 24 * time.Hour
 
-	// DefaultServerValidity is the server certificate's lifetime: 90
-	// days. Renewal is automatic (DefaultRenewBefore), so a short life
+	// DefaultServerValidity is the server certificate's lifetime: 14
+	// days. Renewal is automatic, during handshakes, so a short life
 	// costs nothing and limits how long a stolen server key can be used.
-	DefaultServerValidity = 90 * 24 * time.Hour
+	// It matches DefaultPeerValidity so that one rule (renew at two
+	// thirds of the life) serves both.
+	DefaultServerValidity = 14 * 24 * time.Hour
 
 	// DefaultRenewBefore is how long before expiry the server certificate
-	// is re-issued: 30 days, a third of its life. That leaves time for a
-	// failed renewal (full disk, read-only data directory) to be noticed
-	// and fixed before peers see an expired certificate.
-	DefaultRenewBefore = 30 * 24 * time.Hour
+	// is re-issued: a third of its life (4 days 16 hours), so renewal
+	// happens at two thirds of it. What is left covers a long weekend
+	// (Friday evening to Tuesday morning) in which a failing renewal
+	// (full disk, read-only data directory) is logged at every retry
+	// before peers see an expired certificate.
+	DefaultRenewBefore = DefaultServerValidity / 3
 
-	// DefaultPeerValidity is a peer certificate's lifetime: 1 year. Peer
-	// bundles are installed by hand on modalities and workstations for
-	// now, so they cannot be renewed often.
-	DefaultPeerValidity = 365 * 24 * time.Hour
+	// DefaultPeerValidity is a peer certificate's lifetime: 14 days.
+	// Peers renew it themselves ("dicomshield enroll --renew" from a
+	// daily timer, or a running gateway) once two thirds have passed
+	// (RenewDue), which leaves the same long-weekend margin as the
+	// server's. A certificate that leaks, or whose revocation is lost
+	// with a restored backup of peers.json, is useless two weeks later.
+	DefaultPeerValidity = 14 * 24 * time.Hour
 
 	// ClockSkewAllowance is how far NotBefore is backdated: 1 hour. A
 	// peer whose clock is slightly behind would otherwise refuse a

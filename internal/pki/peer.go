@@ -112,14 +112,7 @@ func (ca *CA) IssuePeer(aeTitle, bundleDir string) (serial string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("pki: generating the peer key: %w", err)
 	}
-	cert, err := ca.issue(&x509.Certificate{
-		Subject:  pkix.Name{CommonName: ae},
-		URIs:     []*url.URL{aeURI(ae)},
-		KeyUsage: x509.KeyUsageDigitalSignature,
-		// ServerAuth too: a peer may use its bundle for its own TLS
-		// listener when it receives C-MOVE sub-operations.
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-	}, key.Public(), DefaultPeerValidity)
+	cert, err := ca.issue(peerTemplate(ae), key.Public(), DefaultPeerValidity)
 	if err != nil {
 		return "", err
 	}
@@ -127,7 +120,39 @@ func (ca *CA) IssuePeer(aeTitle, bundleDir string) (serial string, err error) {
 	if err != nil {
 		return "", err
 	}
-	base := filepath.Join(bundleDir, PeerFileBase(ae))
+	if err := WriteBundle(bundleDir, ae, ca.certPEM, certPEM(cert.Raw), kp); err != nil {
+		return "", err
+	}
+	return Serial(cert), nil
+}
+
+// peerTemplate is the certificate of the peer with AE title ae (checked):
+// the AE title as common name and as the dicom-ae: URI.
+func peerTemplate(ae string) *x509.Certificate {
+	return &x509.Certificate{
+		Subject:  pkix.Name{CommonName: ae},
+		URIs:     []*url.URL{aeURI(ae)},
+		KeyUsage: x509.KeyUsageDigitalSignature,
+		// ServerAuth too: a peer may use its bundle for its own TLS
+		// listener when it receives C-MOVE sub-operations.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+	}
+}
+
+// WriteBundle writes a peer bundle into dir (created with mode 0700 if
+// needed): caPEM as ca.pem (0644), certPEM as <AE>.crt (0644) and keyPEM
+// as <AE>.key (0600), <AE> being PeerFileBase(ae). The three files are
+// written to temporary names first and then renamed into place, so a
+// failure leaves the previous bundle whole. It is the layout IssuePeer
+// writes and DCMTK reads (+tls AE.key AE.crt +cf ca.pem).
+func WriteBundle(dir, ae string, caPEM, certPEM, keyPEM []byte) error {
+	if dir == "" {
+		return errors.New("pki: no bundle directory given")
+	}
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return fmt.Errorf("pki: creating the bundle directory: %w", err)
+	}
+	base := filepath.Join(dir, PeerFileBase(ae))
 	var st staged
 	defer st.abort()
 	for _, f := range []struct {
@@ -135,18 +160,18 @@ func (ca *CA) IssuePeer(aeTitle, bundleDir string) (serial string, err error) {
 		data []byte
 		perm os.FileMode
 	}{
-		{filepath.Join(bundleDir, CACertFile), ca.certPEM, certPerm},
-		{base + ".crt", certPEM(cert.Raw), certPerm},
-		{base + ".key", kp, keyPerm},
+		{filepath.Join(dir, CACertFile), caPEM, certPerm},
+		{base + ".crt", certPEM, certPerm},
+		{base + ".key", keyPEM, keyPerm},
 	} {
 		if err := st.add(f.path, f.data, f.perm); err != nil {
-			return "", fmt.Errorf("pki: writing the peer bundle: %w", err)
+			return fmt.Errorf("pki: writing the peer bundle: %w", err)
 		}
 	}
 	if err := st.commit(false); err != nil {
-		return "", fmt.Errorf("pki: writing the peer bundle: %w", err)
+		return fmt.Errorf("pki: writing the peer bundle: %w", err)
 	}
-	return Serial(cert), nil
+	return nil
 }
 
 func sameDir(a, b string) (bool, error) {

@@ -389,9 +389,9 @@ func TestServerCertificate(t *testing.T) {
 		{name: "same hosts in other order and case reuse", hosts: []string{"fd00::5", "10.0.0.5", "PACS.Example.org."}, wantSANs: customSANs},
 		{name: "fewer hosts re-issue", hosts: custom[:1], wantSANs: customSANs[:1], wantNew: true},
 		{name: "back to custom hosts re-issue", hosts: custom, wantSANs: customSANs, wantNew: true},
-		{name: "59 days later: 31 days left, reused", at: 59 * 24 * time.Hour, hosts: custom, wantSANs: customSANs},
-		{name: "after reload, still reused", at: 59 * 24 * time.Hour, reload: true, hosts: custom, wantSANs: customSANs},
-		{name: "61 days later: 29 days left, re-issued", at: 61 * 24 * time.Hour, hosts: custom, wantSANs: customSANs, wantNew: true},
+		{name: "just before two thirds of its life: reused", at: DefaultServerValidity - DefaultRenewBefore - time.Hour, hosts: custom, wantSANs: customSANs},
+		{name: "after reload, still reused", at: DefaultServerValidity - DefaultRenewBefore - time.Hour, reload: true, hosts: custom, wantSANs: customSANs},
+		{name: "just after two thirds of its life: re-issued", at: DefaultServerValidity - DefaultRenewBefore + time.Hour, hosts: custom, wantSANs: customSANs, wantNew: true},
 		{name: "200 days later: expired, re-issued", at: 200 * 24 * time.Hour, reload: true, hosts: custom, wantSANs: customSANs, wantNew: true},
 		{name: "server key removed: re-issued", at: 200 * 24 * time.Hour, reload: true, hosts: custom, wantSANs: customSANs, wantNew: true,
 			prepare: func(t *testing.T) {
@@ -918,16 +918,17 @@ func TestServerTLSConfigRenewal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle := t.TempDir()
-	if _, err := ca.IssuePeer("PEER", bundle); err != nil {
-		t.Fatal(err)
-	}
-	client := peerClient(t, bundle, "PEER")
-	client.Time = clock.now
 	serverKey := filepath.Join(ca.dir, ServerKeyFile)
 
 	served := func(t *testing.T) string {
 		t.Helper()
+		// A peer certificate of the moment: peers renew theirs too.
+		bundle := t.TempDir()
+		if _, err := ca.IssuePeer("PEER", bundle); err != nil {
+			t.Fatal(err)
+		}
+		client := peerClient(t, bundle, "PEER")
+		client.Time = clock.now
 		port, result := serveOne(t, conf)
 		cs, cerr := dial(port, client)
 		if r := result(); r.err != nil || cerr != nil {
@@ -941,6 +942,10 @@ func TestServerTLSConfigRenewal(t *testing.T) {
 	}
 
 	first := onDisk(t)
+	// The second certificate is issued at secondAt; its own renewal is
+	// due at failAt, while it is still valid.
+	secondAt := DefaultServerValidity - DefaultRenewBefore + time.Hour
+	failAt := secondAt + DefaultServerValidity - DefaultRenewBefore + time.Hour
 	var prev string
 	for _, step := range []struct {
 		name    string
@@ -953,13 +958,13 @@ func TestServerTLSConfigRenewal(t *testing.T) {
 				t.Errorf("served %s, want the one on disk %s", s, first)
 			}
 		}},
-		{name: "59 days later: same", at: 59 * 24 * time.Hour, want: same(&prev)},
-		{name: "61 days later: renewed without restart", at: 61 * 24 * time.Hour, want: func(t *testing.T, s string) {
+		{name: "just before two thirds of its life: same", at: DefaultServerValidity - DefaultRenewBefore - time.Hour, want: same(&prev)},
+		{name: "just after two thirds of its life: renewed without restart", at: secondAt, want: func(t *testing.T, s string) {
 			if s == prev || s != onDisk(t) {
 				t.Errorf("served %s (before %s, on disk %s), want the renewed one on disk", s, prev, onDisk(t))
 			}
 		}},
-		{name: "replaced on disk by another process: picked up", at: 61 * 24 * time.Hour, prepare: func(t *testing.T) {
+		{name: "replaced on disk by another process: picked up", at: secondAt, prepare: func(t *testing.T) {
 			other := reload(t, ca)
 			if err := os.Remove(filepath.Join(ca.dir, ServerCertFile)); err != nil {
 				t.Fatal(err)
@@ -972,7 +977,7 @@ func TestServerTLSConfigRenewal(t *testing.T) {
 				t.Errorf("served %s (before %s, on disk %s), want the replacement on disk", s, prev, onDisk(t))
 			}
 		}},
-		{name: "renewal due but failing: the valid certificate is kept", at: 125 * 24 * time.Hour, prepare: func(t *testing.T) {
+		{name: "renewal due but failing: the valid certificate is kept", at: failAt, prepare: func(t *testing.T) {
 			if err := os.Chmod(serverKey, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -980,12 +985,12 @@ func TestServerTLSConfigRenewal(t *testing.T) {
 				t.Fatal("ServerCertificate accepted a server key readable by others")
 			}
 		}, want: same(&prev)},
-		{name: "fixed, but retried only after the interval", at: 125*24*time.Hour + renewRetryInterval/2, prepare: func(t *testing.T) {
+		{name: "fixed, but retried only after the interval", at: failAt + renewRetryInterval/2, prepare: func(t *testing.T) {
 			if err := os.Chmod(serverKey, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, want: same(&prev)},
-		{name: "after the interval: renewed", at: 125*24*time.Hour + 2*renewRetryInterval, want: func(t *testing.T, s string) {
+		{name: "after the interval: renewed", at: failAt + 2*renewRetryInterval, want: func(t *testing.T, s string) {
 			if s == prev || s != onDisk(t) {
 				t.Errorf("served %s (before %s, on disk %s), want the renewed one", s, prev, onDisk(t))
 			}

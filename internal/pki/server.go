@@ -333,6 +333,10 @@ func (ca *CA) ServerTLSConfig(hosts []string) (*tls.Config, error) {
 		CipherSuites: tls12CipherSuites,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    ca.Pool(),
+		// No resumption: every association's handshake verifies the
+		// client certificate afresh, and the archive checks its serial
+		// against the registry (revocation) at every association.
+		SessionTicketsDisabled: true,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return ca.handshakeCert(want)
 		},
