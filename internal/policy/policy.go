@@ -136,9 +136,19 @@ type Peer struct {
 	Rights []Right
 	// Plaintext lets the peer use the plain (unencrypted) listener.
 	Plaintext bool
-	// CertSerial is the serial number of the client certificate issued
-	// to the peer; when set, a TLS association must present it.
+	// CertSerial is the serial number of the peer's current client
+	// certificate: a TLS association must present it. Empty means the
+	// peer has no usable certificate (awaiting enrolment, or revoked),
+	// and every TLS association is refused.
 	CertSerial string
+	// CertNotAfter is when the current certificate expires; zero if
+	// unknown.
+	CertNotAfter time.Time
+	// RevokedSerials are the serials of certificates revoked by an
+	// administrator (at most MaxRevokedSerials, the most recent last).
+	// They are kept so that a refusal can say "revoked" and be reported
+	// as a security alert.
+	RevokedSerials []string
 	// RequireUser refuses associations that do not authenticate a user
 	// (user identity negotiation with a password or a token).
 	RequireUser bool
@@ -147,6 +157,37 @@ type Peer struct {
 	// created itself (a modality that sends late images). False, the
 	// default, refuses every instance into a sealed series.
 	MayReopen bool
+}
+
+// MaxRevokedSerials bounds Peer.RevokedSerials: 32. Peer certificates
+// live days, so a revoked serial older than a few dozen revocations has
+// long expired and is refused for that reason anyway.
+const MaxRevokedSerials = 32
+
+// Revoke revokes the peer's current certificate: its serial moves to
+// RevokedSerials and the peer has no current certificate until it is
+// enrolled again. It returns the revoked serial, or "" if there was none.
+func (p *Peer) Revoke() string {
+	s := p.CertSerial
+	if s == "" {
+		return ""
+	}
+	p.RevokedSerials = append(p.RevokedSerials, s)
+	if n := len(p.RevokedSerials); n > MaxRevokedSerials {
+		p.RevokedSerials = p.RevokedSerials[n-MaxRevokedSerials:]
+	}
+	p.CertSerial, p.CertNotAfter = "", time.Time{}
+	return s
+}
+
+// IsRevoked reports whether serial is among the peer's revoked serials.
+func (p *Peer) IsRevoked(serial string) bool {
+	for _, r := range p.RevokedSerials {
+		if normalizeSerial(r) == normalizeSerial(serial) {
+			return true
+		}
+	}
+	return false
 }
 
 // Can reports whether the peer has right r. A nil peer can do nothing.
@@ -203,12 +244,24 @@ func (p *Peer) Validate() error {
 			return fmt.Errorf("peer %q: %q is not a right; the rights are %s", p.AETitle, string(r), FormatRights(AllRights))
 		}
 	}
-	if len(p.CertSerial) > 128 || strings.ContainsFunc(p.CertSerial, func(r rune) bool {
-		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F' || r == ':')
-	}) {
+	if !isSerial(p.CertSerial) {
 		return fmt.Errorf("peer %q: certificate serial %q is not a hexadecimal number", p.AETitle, p.CertSerial)
 	}
+	if len(p.RevokedSerials) > MaxRevokedSerials {
+		return fmt.Errorf("peer %q: %d revoked serials, more than %d", p.AETitle, len(p.RevokedSerials), MaxRevokedSerials)
+	}
+	for _, s := range p.RevokedSerials {
+		if s == "" || !isSerial(s) {
+			return fmt.Errorf("peer %q: revoked certificate serial %q is not a hexadecimal number", p.AETitle, s)
+		}
+	}
 	return nil
+}
+
+func isSerial(s string) bool {
+	return len(s) <= 128 && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F' || r == ':')
+	})
 }
 
 // clone returns a deep copy of p with hosts and rights normalised.
@@ -222,6 +275,10 @@ func (p Peer) clone() Peer {
 	}
 	p.Hosts = hosts
 	p.Rights = normalizeRights(p.Rights)
+	p.RevokedSerials = slices.Clone(p.RevokedSerials)
+	if !p.CertNotAfter.IsZero() {
+		p.CertNotAfter = p.CertNotAfter.UTC().Round(0)
+	}
 	if !p.AddedAt.IsZero() {
 		p.AddedAt = p.AddedAt.UTC().Round(0)
 	}
@@ -252,6 +309,9 @@ type Decision struct {
 	// peer registry could not be read), so the RJ result should be
 	// "rejected-transient" rather than "rejected-permanent".
 	Transient bool
+	// RevokedCert is set when the peer presented a certificate that was
+	// revoked: a security alert, not a routine refusal.
+	RevokedCert bool
 }
 
 // Request is what the caller knows about an association request.
@@ -266,10 +326,10 @@ type Request struct {
 	// "" if none.
 	CertAE string
 	// CertSerial is the serial number of the verified client certificate
-	// (hexadecimal; case, colons and leading zeros do not matter). When
-	// both it and the peer's CertSerial are set they must match, so that
-	// re-issuing a peer's certificate retires the old one. "" skips the
-	// check.
+	// (hexadecimal; case, colons and leading zeros do not matter). Over
+	// TLS it must be the peer's current CertSerial, so that re-issuing,
+	// renewing or revoking a peer's certificate retires the old one at
+	// once.
 	CertSerial string
 }
 
@@ -322,8 +382,16 @@ func (p *Policy) Associate(ctx context.Context, r Request) Decision {
 		if certAE := trimAE(r.CertAE); certAE != calling {
 			return deny(RejectCallingAE, "peer %q from %s presented the certificate of %q", calling, remote, certAE)
 		}
-		if peer.CertSerial != "" && r.CertSerial != "" && normalizeSerial(peer.CertSerial) != normalizeSerial(r.CertSerial) {
-			return deny(RejectCallingAE, "peer %q from %s presented certificate serial %s, not its current one %s", calling, remote, r.CertSerial, peer.CertSerial)
+		if r.CertSerial != "" && peer.IsRevoked(r.CertSerial) {
+			d := deny(RejectCallingAE, "peer %q from %s presented certificate serial %s, which was revoked", calling, remote, r.CertSerial)
+			d.RevokedCert = true
+			return d
+		}
+		if peer.CertSerial == "" {
+			return deny(RejectCallingAE, "peer %q from %s has no current certificate (awaiting enrolment or revoked)", calling, remote)
+		}
+		if normalizeSerial(peer.CertSerial) != normalizeSerial(r.CertSerial) {
+			return deny(RejectCallingAE, "peer %q from %s presented certificate serial %q, not its current one %s", calling, remote, r.CertSerial, peer.CertSerial)
 		}
 	} else if !peer.Plaintext {
 		return deny(RejectCallingAE, "peer %q from %s used the plain listener but may only use TLS", calling, remote)

@@ -165,12 +165,13 @@ func TestAssociate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []Peer{
-		{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24", "fd00::/64"), Rights: []Right{RightStore}},
-		{AETitle: "OLDUS", Hosts: mustHosts(t, "192.168.1.5"), Rights: []Right{RightStore}, Plaintext: true},
-		{AETitle: "ANY", Hosts: mustHosts(t, "0.0.0.0/0", "::/0"), Rights: []Right{RightEcho}},
-		{AETitle: "LINK", Hosts: mustHosts(t, "fe80::/10"), Rights: []Right{RightEcho}},
-		{AETitle: "SERIAL", Hosts: mustHosts(t, "10.0.0.0/8"), CertSerial: "01:AB:cd"},
-		{AETitle: "MY CT", Hosts: mustHosts(t, "10.0.0.0/8")},
+		{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24", "fd00::/64"), Rights: []Right{RightStore}, CertSerial: "0C"},
+		{AETitle: "OLDUS", Hosts: mustHosts(t, "192.168.1.5"), Rights: []Right{RightStore}, Plaintext: true, CertSerial: "0C"},
+		{AETitle: "ANY", Hosts: mustHosts(t, "0.0.0.0/0", "::/0"), Rights: []Right{RightEcho}, CertSerial: "0C"},
+		{AETitle: "LINK", Hosts: mustHosts(t, "fe80::/10"), Rights: []Right{RightEcho}, CertSerial: "0C"},
+		{AETitle: "SERIAL", Hosts: mustHosts(t, "10.0.0.0/8"), CertSerial: "01:AB:cd", RevokedSerials: []string{"0B", "0c"}},
+		{AETitle: "PENDING", Hosts: mustHosts(t, "10.0.0.0/8")},
+		{AETitle: "MY CT", Hosts: mustHosts(t, "10.0.0.0/8"), CertSerial: "0C"},
 	} {
 		if err := reg.Put(ctx, p); err != nil {
 			t.Fatal(err)
@@ -179,7 +180,7 @@ func TestAssociate(t *testing.T) {
 	pol := &Policy{Registry: reg, AETitle: "DICOMSHIELD"}
 	addr := netip.MustParseAddr
 	tls := func(calling, certAE string, remote netip.Addr) Request {
-		return Request{CallingAE: calling, CalledAE: "DICOMSHIELD", Remote: remote, TLS: true, CertAE: certAE}
+		return Request{CallingAE: calling, CalledAE: "DICOMSHIELD", Remote: remote, TLS: true, CertAE: certAE, CertSerial: "0C"}
 	}
 	tests := []struct {
 		name   string
@@ -190,7 +191,7 @@ func TestAssociate(t *testing.T) {
 		reason string // substring of Reason
 	}{
 		{"tls allowed", pol, tls("CT1", "CT1", addr("10.0.0.7")), true, 0, "over TLS"},
-		{"padded AE titles", pol, Request{CallingAE: "CT1             ", CalledAE: "DICOMSHIELD     ", Remote: addr("10.0.0.7"), TLS: true, CertAE: "CT1"}, true, 0, ""},
+		{"padded AE titles", pol, Request{CallingAE: "CT1             ", CalledAE: "DICOMSHIELD     ", Remote: addr("10.0.0.7"), TLS: true, CertAE: "CT1", CertSerial: "000c"}, true, 0, ""},
 		{"AE with inner space", pol, tls("MY CT", "MY CT", addr("10.1.2.3")), true, 0, ""},
 		{"called AE wrong", pol, Request{CallingAE: "CT1", CalledAE: "OTHERPACS", Remote: addr("10.0.0.7"), TLS: true, CertAE: "CT1"}, false, RejectCalledAE, "not ours"},
 		{"called AE empty", pol, Request{CallingAE: "CT1", Remote: addr("10.0.0.7"), TLS: true, CertAE: "CT1"}, false, RejectCalledAE, "not ours"},
@@ -212,7 +213,9 @@ func TestAssociate(t *testing.T) {
 		{"tls cert of another peer", pol, tls("CT1", "OLDUS", addr("10.0.0.7")), false, RejectCallingAE, `certificate of "OLDUS"`},
 		{"tls serial matches", pol, Request{CallingAE: "SERIAL", CalledAE: "DICOMSHIELD", Remote: addr("10.2.3.4"), TLS: true, CertAE: "SERIAL", CertSerial: "1abCD"}, true, 0, ""},
 		{"tls serial differs", pol, Request{CallingAE: "SERIAL", CalledAE: "DICOMSHIELD", Remote: addr("10.2.3.4"), TLS: true, CertAE: "SERIAL", CertSerial: "02abcd"}, false, RejectCallingAE, "serial"},
-		{"tls serial not given", pol, tls("SERIAL", "SERIAL", addr("10.2.3.4")), true, 0, ""},
+		{"tls serial not given", pol, Request{CallingAE: "SERIAL", CalledAE: "DICOMSHIELD", Remote: addr("10.2.3.4"), TLS: true, CertAE: "SERIAL"}, false, RejectCallingAE, "serial"},
+		{"tls serial revoked", pol, tls("SERIAL", "SERIAL", addr("10.2.3.4")), false, RejectCallingAE, "revoked"},
+		{"tls awaiting enrolment", pol, tls("PENDING", "PENDING", addr("10.2.3.4")), false, RejectCallingAE, "no current certificate"},
 		{"plain not allowed", pol, Request{CallingAE: "CT1", CalledAE: "DICOMSHIELD", Remote: addr("10.0.0.7")}, false, RejectCallingAE, "may only use TLS"},
 		{"plain allowed", pol, Request{CallingAE: "OLDUS", CalledAE: "DICOMSHIELD", Remote: addr("192.168.1.5")}, true, 0, "over plain TCP"},
 		{"plain allowed wrong host", pol, Request{CallingAE: "OLDUS", CalledAE: "DICOMSHIELD", Remote: addr("192.168.1.6")}, false, RejectCallingAE, "not among"},
@@ -244,6 +247,9 @@ func TestAssociate(t *testing.T) {
 			}
 			if d.RejectReason != tt.code {
 				t.Errorf("RejectReason = %d, want %d", d.RejectReason, tt.code)
+			}
+			if d.RevokedCert != strings.Contains(tt.reason, "revoked") {
+				t.Errorf("RevokedCert = %v", d.RevokedCert)
 			}
 			if d.Transient != (tt.code == RejectNoReason) {
 				t.Errorf("Transient = %v", d.Transient)

@@ -155,6 +155,32 @@ func (r *FileRegistry) Remove(ctx context.Context, ae string) error {
 	})
 }
 
+// Modify changes the peer with AE title ae in place: change gets a copy
+// of the current peer, and what it leaves is validated and written, all
+// under the registry's lock, so that a concurrent change (a renewal and a
+// revocation at the same moment) cannot be lost or interleaved. An error
+// from change is returned and nothing is written. An unknown peer is an
+// error wrapping ErrUnknownPeer.
+func (r *FileRegistry) Modify(ctx context.Context, ae string, change func(*Peer) error) error {
+	ae = trimAE(ae)
+	return r.update(ctx, func(peers map[string]Peer) error {
+		old, ok := peers[ae]
+		if !ok {
+			return fmt.Errorf("%w %q", ErrUnknownPeer, ae)
+		}
+		p := old.clone()
+		if err := change(&p); err != nil {
+			return err
+		}
+		p.AETitle = old.AETitle
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		peers[ae] = p.clone()
+		return nil
+	})
+}
+
 // update applies change to the current peers and writes the result, all
 // under the in-process mutex and the cross-process file lock.
 func (r *FileRegistry) update(ctx context.Context, change func(map[string]Peer) error) error {
@@ -245,15 +271,17 @@ type peersFile struct {
 }
 
 type peerJSON struct {
-	AETitle     string    `json:"ae_title"`
-	Hosts       []string  `json:"hosts"`
-	Port        int       `json:"port,omitempty"`
-	Rights      []Right   `json:"rights"`
-	Plaintext   bool      `json:"plaintext,omitempty"`
-	CertSerial  string    `json:"cert_serial,omitempty"`
-	RequireUser bool      `json:"require_user,omitempty"`
-	AddedAt     time.Time `json:"added_at"`
-	MayReopen   bool      `json:"may_reopen,omitempty"`
+	AETitle        string     `json:"ae_title"`
+	Hosts          []string   `json:"hosts"`
+	Port           int        `json:"port,omitempty"`
+	Rights         []Right    `json:"rights"`
+	Plaintext      bool       `json:"plaintext,omitempty"`
+	CertSerial     string     `json:"cert_serial,omitempty"`
+	CertNotAfter   *time.Time `json:"cert_not_after,omitempty"`
+	RevokedSerials []string   `json:"revoked_serials,omitempty"`
+	RequireUser    bool       `json:"require_user,omitempty"`
+	AddedAt        time.Time  `json:"added_at"`
+	MayReopen      bool       `json:"may_reopen,omitempty"`
 }
 
 func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
@@ -285,14 +313,18 @@ func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
 	peers := make(map[string]Peer, len(pf.Peers))
 	for i, pj := range pf.Peers {
 		p := Peer{
-			AETitle:     pj.AETitle,
-			Port:        pj.Port,
-			Rights:      pj.Rights,
-			Plaintext:   pj.Plaintext,
-			CertSerial:  pj.CertSerial,
-			RequireUser: pj.RequireUser,
-			AddedAt:     pj.AddedAt,
-			MayReopen:   pj.MayReopen,
+			AETitle:        pj.AETitle,
+			Port:           pj.Port,
+			Rights:         pj.Rights,
+			Plaintext:      pj.Plaintext,
+			CertSerial:     pj.CertSerial,
+			RevokedSerials: pj.RevokedSerials,
+			RequireUser:    pj.RequireUser,
+			AddedAt:        pj.AddedAt,
+			MayReopen:      pj.MayReopen,
+		}
+		if pj.CertNotAfter != nil {
+			p.CertNotAfter = *pj.CertNotAfter
 		}
 		for _, h := range pj.Hosts {
 			pfx, err := ParseHost(h)
@@ -319,17 +351,23 @@ func encodePeers(peers map[string]Peer) ([]byte, error) {
 		for i, h := range p.Hosts {
 			hosts[i] = FormatHost(h)
 		}
-		pf.Peers = append(pf.Peers, peerJSON{
-			AETitle:     p.AETitle,
-			Hosts:       hosts,
-			Port:        p.Port,
-			Rights:      p.Rights,
-			Plaintext:   p.Plaintext,
-			CertSerial:  p.CertSerial,
-			RequireUser: p.RequireUser,
-			AddedAt:     p.AddedAt,
-			MayReopen:   p.MayReopen,
-		})
+		pj := peerJSON{
+			AETitle:        p.AETitle,
+			Hosts:          hosts,
+			Port:           p.Port,
+			Rights:         p.Rights,
+			Plaintext:      p.Plaintext,
+			CertSerial:     p.CertSerial,
+			RevokedSerials: p.RevokedSerials,
+			RequireUser:    p.RequireUser,
+			AddedAt:        p.AddedAt,
+			MayReopen:      p.MayReopen,
+		}
+		if !p.CertNotAfter.IsZero() {
+			na := p.CertNotAfter
+			pj.CertNotAfter = &na
+		}
+		pf.Peers = append(pf.Peers, pj)
 	}
 	data, err := json.MarshalIndent(pf, "", "  ")
 	if err != nil {

@@ -156,19 +156,19 @@ func TestRegistryHotReload(t *testing.T) {
 	server := openReg(t, path)
 	cli := openReg(t, path)
 	pol := &Policy{Registry: server, AETitle: "DICOMSHIELD"}
-	req := Request{CallingAE: "CT1", CalledAE: "DICOMSHIELD", Remote: netip.MustParseAddr("10.0.0.7"), TLS: true, CertAE: "CT1"}
+	req := Request{CallingAE: "CT1", CalledAE: "DICOMSHIELD", Remote: netip.MustParseAddr("10.0.0.7"), TLS: true, CertAE: "CT1", CertSerial: "0C"}
 
 	if d := pol.Associate(ctx, req); d.Allowed {
 		t.Fatal("allowed before the peer was added")
 	}
-	if err := cli.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24"), Rights: []Right{RightEcho}}); err != nil {
+	if err := cli.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24"), Rights: []Right{RightEcho}, CertSerial: "0C"}); err != nil {
 		t.Fatal(err)
 	}
 	if d := pol.Associate(ctx, req); !d.Allowed {
 		t.Fatalf("peer added by another registry not seen: %s", d.Reason)
 	}
 	// A change that keeps the file's size, made at once: still seen.
-	if err := cli.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24"), Rights: []Right{RightFind}}); err != nil {
+	if err := cli.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.0/24"), Rights: []Right{RightFind}, CertSerial: "0C"}); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := server.Get(ctx, "CT1"); err != nil || !p.Can(RightFind) || p.Can(RightEcho) {
@@ -203,12 +203,12 @@ func TestRegistryFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), PeersFileName)
 	r := openReg(t, path)
-	if err := r.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.1")}); err != nil {
+	if err := r.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.1"), CertSerial: "0C"}); err != nil {
 		t.Fatal(err)
 	}
 	good, _ := os.ReadFile(path)
 	pol := &Policy{Registry: r, AETitle: "DICOMSHIELD"}
-	req := Request{CallingAE: "CT1", CalledAE: "DICOMSHIELD", Remote: netip.MustParseAddr("10.0.0.1"), TLS: true, CertAE: "CT1"}
+	req := Request{CallingAE: "CT1", CalledAE: "DICOMSHIELD", Remote: netip.MustParseAddr("10.0.0.1"), TLS: true, CertAE: "CT1", CertSerial: "0C"}
 
 	bad := map[string]string{
 		"truncated":      string(good[:len(good)/2]),
@@ -304,7 +304,70 @@ func TestRegistryContextCancelled(t *testing.T) {
 	if _, err := r.Get(ctx, "CT1"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Get = %v", err)
 	}
-	if err := r.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.1")}); !errors.Is(err, context.Canceled) {
+	if err := r.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.1"), CertSerial: "0C"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put = %v", err)
+	}
+}
+
+// TestRegistryModifyAndRevoke: Modify changes one peer under the lock,
+// Revoke retires the current serial, and both survive a reload from disk.
+func TestRegistryModifyAndRevoke(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), PeersFileName)
+	r := openReg(t, path)
+	notAfter := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := r.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.1"), CertSerial: "0A", CertNotAfter: notAfter}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		ae      string
+		change  func(*Peer) error
+		wantErr string
+		check   func(t *testing.T, p *Peer)
+	}{
+		{name: "unknown peer", ae: "NOPE", change: func(*Peer) error { return nil }, wantErr: "unknown peer"},
+		{name: "change refused: nothing written", ae: "CT1", change: func(p *Peer) error { p.CertSerial = "0B"; return errors.New("no") }, wantErr: "no",
+			check: func(t *testing.T, p *Peer) {
+				if p.CertSerial != "0A" || !p.CertNotAfter.Equal(notAfter) {
+					t.Errorf("peer changed: %+v", p)
+				}
+			}},
+		{name: "invalid result refused", ae: "CT1", change: func(p *Peer) error { p.CertSerial = "zz"; return nil }, wantErr: "hexadecimal"},
+		{name: "revoke", ae: "CT1", change: func(p *Peer) error {
+			if got := p.Revoke(); got != "0A" {
+				t.Errorf("Revoke = %q", got)
+			}
+			return nil
+		}, check: func(t *testing.T, p *Peer) {
+			if p.CertSerial != "" || !p.CertNotAfter.IsZero() || !p.IsRevoked("0a") || p.IsRevoked("0B") {
+				t.Errorf("after revoke: %+v", p)
+			}
+		}},
+		{name: "revoked list bounded", ae: "CT1", change: func(p *Peer) error {
+			for i := 0; i < MaxRevokedSerials+5; i++ {
+				p.CertSerial = fmt.Sprintf("%X", 0x100+i)
+				p.Revoke()
+			}
+			return nil
+		}, check: func(t *testing.T, p *Peer) {
+			if len(p.RevokedSerials) != MaxRevokedSerials || p.IsRevoked("0A") || !p.IsRevoked(fmt.Sprintf("%X", 0x100+MaxRevokedSerials+4)) {
+				t.Errorf("revoked list %v", p.RevokedSerials)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := r.Modify(ctx, tc.ae, tc.change)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Modify = %v, want %q", err, tc.wantErr)
+			}
+			if tc.check != nil {
+				p, err := openReg(t, path).Get(ctx, "CT1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.check(t, p)
+			}
+		})
 	}
 }
