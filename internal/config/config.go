@@ -198,6 +198,7 @@ type Config struct {
 	Limits    Limits   `toml:"limits"`
 	Abuse     Abuse    `toml:"abuse"`
 	Tamper    Tamper   `toml:"tamper"`
+	Enroll    Enroll   `toml:"enroll"`
 	// AcceptRisk names the risks the owner knowingly accepts (see
 	// KnownRisks).
 	AcceptRisk []string `toml:"accept_risk"`
@@ -260,6 +261,7 @@ func Default() *Config {
 		},
 		Abuse:      defaultAbuse(),
 		Tamper:     Tamper{SealAfter: Duration(DefaultSealAfter), ForeignStudy: DefaultForeignStudy},
+		Enroll:     defaultEnroll(),
 		AcceptRisk: []string{},
 		Identity:   defaultIdentity(),
 		Audit:      defaultAudit(),
@@ -340,7 +342,7 @@ func (c *Config) Validate() []error {
 			bad("metrics: %q can be reached from other machines, and the metrics show traffic volumes and the software version; use a loopback address such as %q, or add \"metrics-public\" to accept_risk to accept that risk", c.Metrics, DefaultMetrics)
 		}
 	}
-	addrs := []struct{ name, addr string }{{"listen_tls", c.ListenTLS}, {"listen", c.Listen}, {"metrics", c.Metrics}}
+	addrs := []struct{ name, addr string }{{"listen_tls", c.ListenTLS}, {"listen", c.Listen}, {"metrics", c.Metrics}, {"enroll.listen", c.Enroll.Listen}}
 	for i := range addrs {
 		for j := i + 1; j < len(addrs); j++ {
 			if sameSocket(addrs[i].addr, addrs[j].addr) {
@@ -400,6 +402,7 @@ func (c *Config) Validate() []error {
 	c.Identity.validate(bad)
 	c.Abuse.validate(bad)
 	c.Tamper.validate(c, bad)
+	c.Enroll.validate(bad)
 
 	for _, r := range c.AcceptRisk {
 		if !slices.Contains(KnownRisks, r) {

@@ -171,6 +171,7 @@ cannot list every patient at once.`,
 
 	c.Audit.commented(table, opt)
 	c.commentedTamper(table, opt)
+	c.enrollCommented(table, opt)
 	return b.String()
 }
 
