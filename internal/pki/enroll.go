@@ -150,6 +150,10 @@ func RenewDue(c *x509.Certificate, now time.Time) bool {
 	return now.Before(c.NotBefore) || !now.Before(c.NotBefore.Add(life*2/3))
 }
 
+// CertAETitle returns the AE title a certificate is bound to by its
+// dicom-ae: URI. It does not verify the certificate.
+func CertAETitle(c *x509.Certificate) (string, error) { return certAETitle(c) }
+
 // FingerprintOf returns the SHA-256 fingerprint of a DER certificate in
 // the form Fingerprint uses.
 func FingerprintOf(der []byte) string { return fingerprint(der) }

@@ -402,6 +402,12 @@ func (p *Policy) Associate(ctx context.Context, r Request) Decision {
 // trimAE drops the spaces DICOM pads AE titles with.
 func trimAE(s string) string { return strings.Trim(s, " ") }
 
+// SameSerial reports whether two certificate serials (hexadecimal; case,
+// colons and leading zeros do not matter) are the same and not empty.
+func SameSerial(a, b string) bool {
+	return a != "" && b != "" && normalizeSerial(a) == normalizeSerial(b)
+}
+
 func normalizeSerial(s string) string {
 	s = strings.ToLower(strings.ReplaceAll(s, ":", ""))
 	if t := strings.TrimLeft(s, "0"); t != "" {
