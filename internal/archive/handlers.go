@@ -75,6 +75,10 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		ev.Kind, ev.Outcome = audit.AssocRefused, audit.MinorFailure
 		a.Audit.Record(ev)
 		a.Logger.Warn("association refused", "reason", d.Reason, "remote", r.Conn.RemoteAddr().String())
+		if d.RevokedCert {
+			a.Audit.Record(audit.Event{Kind: audit.SecurityAlert, Outcome: audit.SeriousFailure, Alert: "revoked-certificate",
+				Description: d.Reason, CallingAE: r.RQ.CallingAE, CalledAE: r.RQ.CalledAE, Remote: req.Remote.String()})
+		}
 		result := ul.RejectPermanent
 		if d.Transient {
 			result = ul.RejectTransient

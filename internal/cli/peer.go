@@ -15,6 +15,7 @@ import (
 	"github.com/dicomshield/dicomshield/internal/archive"
 	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/config"
+	"github.com/dicomshield/dicomshield/internal/enroll"
 	"github.com/dicomshield/dicomshield/internal/pki"
 	"github.com/dicomshield/dicomshield/internal/policy"
 )
@@ -27,7 +28,7 @@ func newPeerCmd() *cobra.Command {
 addresses, with its own certificate, and only for what it was allowed.
 Changes take effect at once in a running server.`,
 	}
-	cmd.AddCommand(newPeerAddCmd(), newPeerListCmd(), newPeerSetCmd(), newPeerRemoveCmd())
+	cmd.AddCommand(newPeerAddCmd(), newPeerListCmd(), newPeerSetCmd(), newPeerRemoveCmd(), newPeerRevokeCmd())
 	return cmd
 }
 
@@ -35,9 +36,9 @@ func newPeerAddCmd() *cobra.Command {
 	var dir, allow, bundle string
 	var hosts []string
 	var port int
-	var plaintext, requireUser, mayReopen bool
+	var plaintext, requireUser, mayReopen, token bool
 	cmd := &cobra.Command{
-		Use:   "add AE_TITLE --host ADDR_OR_CIDR --allow RIGHTS --bundle DIR",
+		Use:   "add AE_TITLE --host ADDR_OR_CIDR --allow RIGHTS (--token | --bundle DIR)",
 		Short: "Register a peer and write its certificate bundle",
 		Long: `Register a peer by its AE title, the addresses it connects from, and what it may
 do (echo, store, find, get, move). A client certificate bound to the AE title
@@ -45,6 +46,13 @@ is written into --bundle DIR as ca.pem, AE_TITLE.crt and AE_TITLE.key: give
 those three files to the device. DCMTK uses them as
   storescu +tls AE_TITLE.key AE_TITLE.crt +cf ca.pem ...
 and dicomshield's clients as --tls --key AE_TITLE.key --cert AE_TITLE.crt --ca ca.pem.
+
+With --token instead of --bundle, nothing secret is written: a one-time
+enrolment token is printed, and on the device
+  dicomshield enroll --token TOKEN --server ARCHIVE:2763 --out DIR
+makes the device's own key and fetches its certificate into DIR, in the same
+layout. The token works once, from the peer's registered addresses, until it
+expires ([enroll] token_lifetime, 24 hours by default).
 
 --port registers where the peer receives C-MOVE sub-operations. --plaintext
 lets the peer use the plain listener (when one is configured): its traffic is
@@ -57,7 +65,8 @@ limits what the association may do.
 --may-reopen lets the peer add images to a series it created after the series
 was sealed (tamper.seal_after).`,
 		Example: `  dicomshield peer add CT01 --host 10.0.4.21 --allow echo,store --bundle ./ct01
-  dicomshield peer add VIEWER --host 10.0.5.0/24 --allow echo,find,get,move --port 11112 --bundle ./viewer`,
+  dicomshield peer add VIEWER --host 10.0.5.0/24 --allow echo,find,get,move --port 11112 --bundle ./viewer
+  dicomshield peer add US02 --host 10.0.4.30 --allow echo,store --token`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, ca, cfg, err := archive.OpenRegistry(dir)
@@ -85,8 +94,13 @@ was sealed (tamper.seal_after).`,
 					prefixes = append(prefixes, p)
 				}
 			}
-			if bundle == "" {
-				return errors.New("--bundle DIR is required: where the peer's certificate and key are written")
+			switch {
+			case token && bundle != "":
+				return errors.New("give --token or --bundle, not both: a token lets the device make its own key, a bundle carries one")
+			case token:
+				return addPeerWithToken(cmd, dir, reg, ca, cfg, policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, RequireUser: requireUser, MayReopen: mayReopen, AddedAt: time.Now()})
+			case bundle == "":
+				return errors.New("--token or --bundle DIR is required: how the peer gets its certificate")
 			}
 			if err := os.MkdirAll(bundle, 0o700); err != nil {
 				return err
@@ -97,7 +111,7 @@ was sealed (tamper.seal_after).`,
 			}
 			p := policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, CertSerial: serial, RequireUser: requireUser, AddedAt: time.Now(),
 				MayReopen: mayReopen}
-			if err := reg.Put(cmd.Context(), p); err != nil {
+			if err := putPeer(cmd.Context(), reg, p); err != nil {
 				return err
 			}
 			if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "peer-added", User: archive.OSUser(), Peer: ae,
@@ -121,6 +135,7 @@ was sealed (tamper.seal_after).`,
 	cmd.Flags().BoolVar(&mayReopen, "may-reopen", false, "let this peer add to sealed series it created itself")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "directory to write the peer's ca.pem, certificate and key into")
 	cmd.Flags().BoolVar(&requireUser, "require-user", false, "refuse the peer's associations unless a user authenticates (password or token)")
+	cmd.Flags().BoolVar(&token, "token", false, "print a one-time enrolment token instead of writing a bundle")
 	return cmd
 }
 
@@ -148,13 +163,19 @@ func newPeerListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "AE TITLE\tHOSTS\tRIGHTS\tMOVE PORT\tPLAINTEXT\tREQUIRE USER\tMAY REOPEN\tADDED")
+			pending, err := (&enroll.Tokens{Path: archive.TokensPath(dir)}).Pending()
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			fmt.Fprintln(tw, "AE TITLE\tHOSTS\tRIGHTS\tMOVE PORT\tPLAINTEXT\tREQUIRE USER\tMAY REOPEN\tADDED\tCERTIFICATE\tEXPIRES")
 			for _, p := range peers {
 				port := "-"
 				if p.Port > 0 {
 					port = fmt.Sprint(p.Port)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%v\t%s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), port, p.Plaintext, p.RequireUser, p.MayReopen, p.AddedAt.Format("2006-01-02"))
+				state, expires := certState(p, pending, now)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\t%v\t%s\t%s\t%s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), port, p.Plaintext, p.RequireUser, p.MayReopen, p.AddedAt.Format("2006-01-02"), state, expires)
 			}
 			return tw.Flush()
 		},

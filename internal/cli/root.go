@@ -78,7 +78,7 @@ Run the archive:
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newServeCmd(), newAuditCmd(), newDoctorCmd(), newPeerCmd(), newUserCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
+	root.AddCommand(newServeCmd(), newAuditCmd(), newDoctorCmd(), newPeerCmd(), newUserCmd(), newValidateCmd(), newDumpCmd(), newVersionCmd(), newEnrollCmd(), newEchoCmd(), newStoreCmd(), newFindCmd(), newGetCmd(), newMoveCmd(), newScanCmd())
 	root.AddCommand(newVerifyCmd())
 	return root
 }

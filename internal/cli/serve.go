@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,6 +33,15 @@ const shutdownGrace = 30 * time.Second
 
 func addDataFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "data", DefaultDataDir, "the archive's data directory")
+}
+
+// closeAll closes the listeners that are open.
+func closeAll(ls ...net.Listener) {
+	for _, l := range ls {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 func newServeCmd() *cobra.Command {
@@ -89,6 +99,11 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 			if err != nil {
 				return err
 			}
+			enrollL, err := a.ListenEnroll()
+			if err != nil {
+				closeAll(tlsL, plainL)
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if setup.CreatedDir {
 				fmt.Fprintf(out, "created data directory %s\n", dir)
@@ -111,6 +126,9 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 			if plainL != nil {
 				fmt.Fprintf(out, "listening for plain DICOM on %s (only peers registered with --plaintext)\n", plainL.Addr())
 			}
+			if enrollL != nil {
+				fmt.Fprintf(out, "listening for certificate enrolment (HTTPS) on %s\n", enrollL.Addr())
+			}
 			peers, _ := a.Registry.List(cmd.Context())
 			if len(peers) == 0 {
 				fmt.Fprintf(out, "no peer registered yet: nobody can connect. Next step:\n"+
@@ -120,7 +138,17 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			enrollDone := make(chan error, 1)
+			if enrollL != nil {
+				go func() { enrollDone <- a.ServeEnroll(ctx, enrollL) }()
+			} else {
+				enrollDone <- nil
+			}
 			err = a.Serve(ctx, tlsL, plainL, shutdownGrace)
+			stop() // Serve may have ended on its own: stop enrolment too
+			if eerr := <-enrollDone; eerr != nil {
+				log.Error("enrolment listener", "err", eerr)
+			}
 			fmt.Fprintln(out, "stopped")
 			return err
 		},
