@@ -23,11 +23,6 @@ import (
 // history or the process list.
 const TokenEnv = "DICOMSHIELD_ENROLL_TOKEN"
 
-// peerAudit returns the audit recorder of the data directory dir for the
-// peer commands' configuration changes. It discards until the audit trail
-// is wired in (the trail's own work); the events are made already.
-var peerAudit = func(dir string) audit.Recorder { return audit.Discard{} }
-
 // putPeer registers p, keeping the revoked serials of the peer it
 // replaces, and with the replaced peer's current serial revoked when p
 // brings another: a re-issued or re-enrolled peer's old certificate is
@@ -55,9 +50,11 @@ func addPeerWithToken(cmd *cobra.Command, dir string, reg *policy.FileRegistry, 
 	if err != nil {
 		return err
 	}
-	peerAudit(dir).Record(audit.Event{Kind: audit.ConfigChange, Alert: "peer-added", Peer: p.AETitle,
-		Description: fmt.Sprintf("peer %s registered (hosts %s, may %s), enrolment token issued until %s",
-			p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), expires.Format(time.RFC3339))})
+	if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "peer-added", User: archive.OSUser(), Peer: p.AETitle,
+		Description: fmt.Sprintf("peer %s registered: hosts %s, may %s; enrolment token issued, valid until %s",
+			p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights), expires.Format(time.RFC3339))}); err != nil {
+		return fmt.Errorf("peer registered, but the audit trail could not record it (no token printed; run the command again): %w", err)
+	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "registered %s: hosts %s, may %s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights))
 	fmt.Fprintf(out, "enrolment token (works once, until %s; treat it as a password):\n  %s\n", expires.Local().Format("2006-01-02 15:04 MST"), tok)
@@ -101,7 +98,7 @@ renewal on, in a running server too. The peer stays registered: give it a new
 certificate with "peer add AE_TITLE ... --token" (or --bundle).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			reg, _, _, err := archive.OpenRegistry(dir)
+			reg, _, cfg, err := archive.OpenRegistry(dir)
 			if err != nil {
 				return err
 			}
@@ -116,8 +113,10 @@ certificate with "peer add AE_TITLE ... --token" (or --bundle).`,
 			if err != nil {
 				return err
 			}
-			peerAudit(dir).Record(audit.Event{Kind: audit.ConfigChange, Alert: "peer-revoked", Peer: ae,
-				Description: fmt.Sprintf("certificate %s of peer %s revoked", serial, ae)})
+			if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "peer-revoked", User: archive.OSUser(), Peer: ae,
+				Description: fmt.Sprintf("certificate %s of peer %s revoked", serial, ae)}); err != nil {
+				return fmt.Errorf("certificate %s of %s revoked, but the audit trail could not record it: %w", serial, ae, err)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked certificate %s of %s\n", serial, ae)
 			return nil
 		},
