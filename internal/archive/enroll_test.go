@@ -47,10 +47,15 @@ func TestEnrolmentDCMTK(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var alerts []string
+	// Only the alerts this test is about: the trail also records every
+	// association accepted and refused.
 	a.Audit = audit.Func(func(ev audit.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		alerts = append(alerts, ev.Alert)
+		switch ev.Alert {
+		case "peer-enrolled", "peer-renewed", "enrolment-token-refused", "revoked-certificate":
+			mu.Lock()
+			defer mu.Unlock()
+			alerts = append(alerts, ev.Alert)
+		}
 	})
 	takeAlerts := func() []string {
 		mu.Lock()
@@ -182,6 +187,9 @@ func TestEnrolmentDCMTK(t *testing.T) {
 	}
 	mustStoreOK("renewed certificate", devDir)
 	mustStoreRefused("certificate replaced by renewal", oldDir)
+	if a := takeAlerts(); len(a) != 1 || a[0] != "peer-renewed" {
+		t.Errorf("audit after renewal: %v", a)
+	}
 
 	// Revocation: refused at the next association, no restart.
 	if out := runCLI(t, "peer", "revoke", "CT01", "--data", dir); !strings.Contains(out, "revoked certificate") {
