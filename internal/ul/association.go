@@ -112,6 +112,15 @@ type Association struct {
 	readIdle atomic.Int64
 }
 
+// Sizes of the receive buffer of an association: small while the peer
+// sends small PDUs (commands, query responses: a server with hundreds of
+// associations, or a scanner with hundreds of probes, holds 4 KiB rather
+// than 64 KiB for each), large once it sends bulk data.
+const (
+	smallReadBuffer = 4 << 10
+	largeReadBuffer = 64 << 10
+)
+
 // reader returns the buffered reader of the established association: a
 // PDU header and a small PDU cost one read rather than two, which matters
 // with peers that send 16 KiB PDUs (DCMTK's default). It is made only once
@@ -119,9 +128,18 @@ type Association struct {
 func (a *Association) reader() *bufio.Reader {
 	if a.rd == nil {
 		a.readIdle.Store(int64(a.cfg.IdleTimeout))
-		a.rd = bufio.NewReaderSize(deadlineReader{c: a.conn, idle: &a.readIdle}, 64<<10)
+		a.rd = bufio.NewReaderSize(deadlineReader{c: a.conn, idle: &a.readIdle}, smallReadBuffer)
 	}
 	return a.rd
+}
+
+// grow swaps the small receive buffer for the large one after a PDU
+// larger than it, when nothing is buffered (a PDU body larger than the
+// buffer is read past it, so after one nothing usually is).
+func (a *Association) grow(pduBody int) {
+	if pduBody > smallReadBuffer && a.rd != nil && a.rd.Size() < largeReadBuffer && a.rd.Buffered() == 0 {
+		a.rd = bufio.NewReaderSize(deadlineReader{c: a.conn, idle: &a.readIdle}, largeReadBuffer)
+	}
 }
 
 // deadlineReader resets the read deadline before every read, so that the
@@ -358,6 +376,13 @@ func (a *Association) Next() (PDU, error) {
 			}
 		}
 		return nil, err
+	}
+	if pd, ok := p.(*PDataTF); ok {
+		n := 0
+		for _, v := range pd.PDVs {
+			n += 6 + len(v.Data)
+		}
+		a.grow(n)
 	}
 	act, _ := a.event(pduEvent(p))
 	switch act {

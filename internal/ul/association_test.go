@@ -709,6 +709,36 @@ func TestSendMessage(t *testing.T) {
 	acc.Next()
 }
 
+// TestReadBufferGrows: an association reads through a small buffer
+// while the peer sends small PDUs, and through the large one from the
+// first PDU larger than the small buffer on.
+func TestReadBufferGrows(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	acc, req := establish(t, tcpPair, testConfig(), testConfig(), nil)
+	for _, size := range []int{100, 16 << 10, 100} {
+		sent := goErr(func() error {
+			w := acc.PDVWriter(1, false)
+			w.Write(make([]byte, size))
+			return w.Close()
+		})
+		if _, err := req.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if err := wait(t, sent, 5*time.Second, "send"); err != nil {
+			t.Fatal(err)
+		}
+		want := smallReadBuffer
+		if size > smallReadBuffer || req.rd.Size() == largeReadBuffer && size == 100 {
+			want = largeReadBuffer
+		}
+		if req.rd.Size() != want {
+			t.Fatalf("after a %d-byte PDU: read buffer %d, want %d", size, req.rd.Size(), want)
+		}
+	}
+	req.Abort()
+	acc.Next()
+}
+
 // TestSmallPeerMaxLength: a peer may announce any maximum length. One too
 // small to carry a PDV with data must not make the sender panic or loop
 // sending empty PDVs.
