@@ -138,6 +138,7 @@ Ctrl-C stops the scan and writes what was found.`,
 				return err
 			}
 			defer stopProfile()
+			defer tuneScanGC()()
 			err = runScan(ctx, cmd.ErrOrStderr(), set, opts, sinks, f.quiet)
 			if rerr := f.resume.close(ctx, cmd.ErrOrStderr()); rerr != nil && err == nil {
 				err = rerr
