@@ -44,6 +44,7 @@ func main() {
 	runs := flag.Int("runs", 1, "runs of each scanner (the best is reported)")
 	out := flag.String("o", "", "also append the result table to this file")
 	bin := flag.String("dicomshield", "", "dicomshield binary (default: built from ../cmd/dicomshield)")
+	defaults := flag.Bool("defaults", false, "also run dicomshield scan with its defaults (polite: 300 connections/s), as one more row")
 	baseline := flag.String("baseline", "", "a second dicomshield binary, run side by side as one more row (e.g. the main branch's)")
 	scanArgs := flag.String("scan-args", "", "extra arguments for dicomshield scan, space-separated (e.g. \"--rate 0\")")
 	flag.Parse()
@@ -100,10 +101,13 @@ func main() {
 	}
 	scanners := []scanner{
 		{"nmap dicom-ping", func() (int, error) { return runNmap(tmp, targets, *port) }},
-		{"dicomshield scan", func() (int, error) { return runDicomshield(*bin, tmp, targets, *port) }},
+		{"dicomshield scan " + *scanArgs, func() (int, error) { return runDicomshield(*bin, tmp, targets, *port, extraArgs) }},
+	}
+	if *defaults {
+		scanners = append(scanners, scanner{"dicomshield scan (defaults)", func() (int, error) { return runDicomshield(*bin, tmp, targets, *port, nil) }})
 	}
 	if *baseline != "" {
-		scanners = append(scanners, scanner{"dicomshield scan (" + filepath.Base(*baseline) + ")", func() (int, error) { return runDicomshield(*baseline, tmp, targets, *port) }})
+		scanners = append(scanners, scanner{"dicomshield scan " + *scanArgs + " (" + filepath.Base(*baseline) + ")", func() (int, error) { return runDicomshield(*baseline, tmp, targets, *port, extraArgs) }})
 	}
 	type row struct {
 		name        string
@@ -347,7 +351,7 @@ var extraArgs []string
 
 // runDicomshield runs the full scan (association ladder, services, C-ECHO)
 // and counts the results that speak DICOM.
-func runDicomshield(bin, tmp, targets string, port int) (int, error) {
+func runDicomshield(bin, tmp, targets string, port int, extraArgs []string) (int, error) {
 	jsonl := filepath.Join(tmp, "scan.jsonl")
 	os.Remove(jsonl)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
