@@ -88,6 +88,12 @@ type Index struct {
 	stInsPatient, stInsStudy, stInsSeries, stInsIns *sql.Stmt
 	stTouchSeries, stHead, stInsLedger              *sql.Stmt
 
+	// Group commit (Add): queue holds the Adds waiting, and whoever
+	// holds writer (capacity 1) commits them.
+	gmu    sync.Mutex
+	queue  []*pendingAdd
+	writer chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -113,7 +119,7 @@ func Open(path string) (*Index, error) {
 	}
 	f.Close()
 
-	ix := &Index{}
+	ix := &Index{writer: make(chan struct{}, 1)}
 	if ix.w, err = sql.Open("sqlite", dsn(abs, "_txlock=immediate")); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -408,23 +414,115 @@ func (ix *Index) close() error {
 	return errors.Join(errs...)
 }
 
-// Add records inst and its ledger entry in one IMMEDIATE transaction.
+// Add records inst and its ledger entry, durably, before it returns.
+//
+// Adds from concurrent callers are committed together (group commit):
+// the caller that finds the writer free commits every Add waiting at that
+// moment in one IMMEDIATE transaction, each inside its own savepoint so a
+// refused or failed instance is rolled back alone. One WAL sync then
+// covers the whole group instead of one sync per instance, which is what
+// bounds ingest from several senders at once. A lone caller commits alone,
+// as before: batching never waits for company.
 func (ix *Index) Add(ctx context.Context, inst *store.Instance, g store.Guard) (err error) {
 	if err := checkInstance(inst); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: add: %w", err)
+	}
+	p := &pendingAdd{ctx: ctx, inst: inst, g: g, done: make(chan struct{})}
+	ix.gmu.Lock()
+	ix.queue = append(ix.queue, p)
+	ix.gmu.Unlock()
+	for {
+		select {
+		case <-p.done:
+			return p.err
+		case ix.writer <- struct{}{}:
+		}
+		// This caller holds the writer: commit what is waiting (its own
+		// Add among them, unless an earlier holder already took it).
+		ix.gmu.Lock()
+		batch := ix.queue
+		if len(batch) > maxGroup {
+			batch = batch[:maxGroup:maxGroup]
+		}
+		ix.queue = ix.queue[len(batch):]
+		ix.gmu.Unlock()
+		ix.commitGroup(batch)
+		<-ix.writer
+		select {
+		case <-p.done:
+			return p.err
+		default: // still queued behind a full group: go round again
+		}
+	}
+}
+
+// maxGroup bounds one group commit: enough to share a sync among every
+// sender a site runs at once, small enough that one transaction stays
+// short.
+const maxGroup = 128
+
+// pendingAdd is an Add waiting for its group to commit.
+type pendingAdd struct {
+	ctx  context.Context
+	inst *store.Instance
+	g    store.Guard
+	err  error
+	done chan struct{}
+}
+
+// commitGroup commits batch in one transaction, each Add in a savepoint,
+// and reports each outcome to its caller.
+func (ix *Index) commitGroup(batch []*pendingAdd) {
+	if len(batch) == 0 {
+		return
+	}
+	finish := func(err error) {
+		for _, p := range batch {
+			if p.err == nil {
+				p.err = err
+			}
+			close(p.done)
+		}
+	}
+	// The transaction belongs to the group, not to one caller: a caller
+	// that gives up must not roll back the others' instances.
+	ctx := context.Background()
 	tx, err := ix.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: add: %w", err)
+		finish(fmt.Errorf("sqlite: add: %w", err))
+		return
 	}
-	if err := ix.addTx(ctx, tx, inst, g); err != nil {
-		tx.Rollback()
-		return err
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = fmt.Errorf("sqlite: add: %w", err)
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT add_one`); err != nil {
+			p.err = fmt.Errorf("sqlite: add: %w", err)
+			continue
+		}
+		if err := ix.addTx(ctx, tx, p.inst, p.g); err != nil {
+			p.err = err
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO add_one`); rerr != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("sqlite: add: rollback: %w", rerr))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE add_one`); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("sqlite: add: %w", err))
+			return
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: add: %w", err)
+		finish(fmt.Errorf("sqlite: add: %w", err))
+		return
 	}
-	return nil
+	finish(nil)
 }
 
 func checkInstance(inst *store.Instance) error {

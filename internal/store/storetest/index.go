@@ -27,6 +27,7 @@ func runIndex(t *testing.T, newIndex func(t *testing.T) store.Index) {
 		{"Hierarchy", testHierarchy},
 		{"Invalid", testAddInvalid},
 		{"ConcurrentAdd", testConcurrentAdd},
+		{"ConcurrentMixed", testConcurrentMixed},
 		{"BlobKeys", testBlobKeys},
 		{"Match", testMatch},
 		{"ReturnKeys", testReturnKeys},
@@ -318,6 +319,69 @@ func testConcurrentAdd(t *testing.T, newIndex func(t *testing.T) store.Index) {
 	res, _ = find(t, ix, &store.Query{Level: "STUDY", Identifier: ident(t, "StudyInstanceUID")})
 	if len(res) != 3 {
 		t.Fatalf("%d studies, want 3", len(res))
+	}
+}
+
+// testConcurrentMixed: adds that commit together (a backend may group
+// them) still each get their own outcome: a conflict or a cancelled
+// context fails alone, every other instance is stored and ledgered once.
+func testConcurrentMixed(t *testing.T, newIndex func(t *testing.T) store.Index) {
+	ix := newIndex(t)
+	const workers, rounds = 8, 10
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored, conflicts := 0, 0
+	fail := func(format string, args ...any) { mu.Lock(); t.Errorf(format, args...); mu.Unlock() }
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				st := fmt.Sprintf("1.2.826.0.53.%d", r)
+				mk := func(sop, key string) *store.Instance {
+					return &store.Instance{PatientID: "PMIX", StudyInstanceUID: st, SeriesInstanceUID: st + ".1",
+						SOPInstanceUID: sop, SOPClassUID: ctImage, BlobKey: blobKeyFor(key), Sender: "MIX"}
+				}
+				// Its own instance: always stored.
+				if err := ix.Add(context.Background(), mk(fmt.Sprintf("%s.1.%d", st, w), fmt.Sprint("own", w, r)), store.Guard{AllowForeignStudy: true}); err != nil {
+					fail("own instance: %v", err)
+				} else {
+					mu.Lock()
+					stored++
+					mu.Unlock()
+				}
+				// A shared SOP instance two workers send with different
+				// content: one stores it, the other conflicts.
+				err := ix.Add(context.Background(), mk(fmt.Sprintf("%s.2.%d", st, w/2), fmt.Sprint("shared", w, r)), store.Guard{AllowForeignStudy: true})
+				mu.Lock()
+				switch {
+				case err == nil:
+					stored++
+				case errors.Is(err, store.ErrConflict):
+					conflicts++
+				default:
+					t.Errorf("shared instance: %v", err)
+				}
+				mu.Unlock()
+				// A caller that gave up: nothing stored.
+				if err := ix.Add(cancelled, mk(fmt.Sprintf("%s.3.%d", st, w), fmt.Sprint("gone", w, r)), store.Guard{AllowForeignStudy: true}); !errors.Is(err, context.Canceled) {
+					fail("cancelled add: %v, want context.Canceled", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if want := workers * rounds * 3 / 2; stored != want || conflicts != workers*rounds/2 {
+		t.Fatalf("%d stored, %d conflicts; want %d and %d", stored, conflicts, want, workers*rounds/2)
+	}
+	res, _ := find(t, ix, &store.Query{Level: "IMAGE", Identifier: ident(t, "SOPInstanceUID")})
+	if len(res) != stored {
+		t.Fatalf("%d instances in the index, %d adds succeeded", len(res), stored)
+	}
+	if got := checkChain(t, ix); len(got) != stored {
+		t.Fatalf("%d ledger entries for %d stored instances", len(got), stored)
 	}
 }
 
