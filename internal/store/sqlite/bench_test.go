@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,4 +276,32 @@ func BenchmarkAdd(b *testing.B) {
 		}
 		pending = pending[1:]
 	}
+}
+
+// BenchmarkAddParallel: Adds from several senders at once (each its own
+// patient), what group commit is for; compare with BenchmarkAdd.
+func BenchmarkAddParallel(b *testing.B) {
+	ix, err := Open(filepath.Join(b.TempDir(), "index.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ix.Close()
+	load(b, ix, 100)
+	ctx := context.Background()
+	var next atomic.Int64
+	next.Store(1_000_000)
+	b.SetParallelism(2) // 2 x GOMAXPROCS senders
+	b.RunParallel(func(pb *testing.PB) {
+		var pending []*store.Instance
+		for pb.Next() {
+			if len(pending) == 0 {
+				pending = genPatient(int(next.Add(1)), time.Now())
+			}
+			if err := ix.Add(ctx, pending[0], store.Guard{}); err != nil {
+				b.Error(err)
+				return
+			}
+			pending = pending[1:]
+		}
+	})
 }
