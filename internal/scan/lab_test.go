@@ -29,12 +29,17 @@ func merge(a map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-// startServe runs dicomshield serve's archive in-process on loopback,
-// TLS and plain, with no registered peer: its default.
+// startServe runs dicomshield serve's archive in-process on loopback with
+// no registered peer, its default: one archive on TLS, and another with
+// the plain listener on as well. Two archives, because serve bans an
+// address after repeated rejections across all its listeners: the
+// ladder's rejections on one port would otherwise get the scanner banned
+// from the other, and which port got scanned first would decide the test.
 func startServe(t *testing.T) (tlsPort, plainPort int) {
 	t.Helper()
-	_, tl, pl := archivetest.Start(t, filepath.Join(t.TempDir(), "data"), true)
 	port := func(addr string) int { ap := netip.MustParseAddrPort(addr); return int(ap.Port()) }
+	_, tl, _ := archivetest.Start(t, filepath.Join(t.TempDir(), "tls"), false)
+	_, _, pl := archivetest.Start(t, filepath.Join(t.TempDir(), "plain"), true)
 	return port(tl), port(pl)
 }
 
