@@ -73,7 +73,11 @@ Find exposed DICOM services:
 Run the archive:
   dicomshield serve                     the archive (DICOM over TLS)
   dicomshield peer add AE ...           register a device
-  dicomshield user add NAME --role R    add a user (password asked for)`,
+  dicomshield user add NAME --role R    add a user (password asked for)
+  dicomshield enroll --token T ...      on a device: fetch its certificate (--renew later)
+  dicomshield verify                    re-hash every file and walk the ledger's hash chain
+  dicomshield audit --since 24h         read the audit trail
+  dicomshield doctor                    name every weakness of this archive's setup`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
