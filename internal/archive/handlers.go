@@ -3,6 +3,7 @@ package archive
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -427,6 +428,22 @@ func (a *Archive) moveDestination(ctx context.Context, r *dimse.Request, ae stri
 		tc, err := a.CA.ClientTLSConfig(dest.AETitle, a.hosts())
 		if err != nil {
 			return nil, err
+		}
+		// ... and the one the registry pins now: a certificate replaced
+		// or revoked since is refused here as it is on our listener.
+		chain := tc.VerifyConnection
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := chain(cs); err != nil {
+				return err
+			}
+			serial := pki.Serial(cs.PeerCertificates[0])
+			if dest.IsRevoked(serial) {
+				return fmt.Errorf("archive: move destination %q presented certificate %s, which was revoked", dest.AETitle, serial)
+			}
+			if !policy.SameSerial(serial, dest.CertSerial) {
+				return fmt.Errorf("archive: move destination %q presented certificate %s, not its current one", dest.AETitle, serial)
+			}
+			return nil
 		}
 		opts.TLS = tc
 	}

@@ -98,4 +98,19 @@ func TestMoveOverTLS(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("the impostor received %d instances", n)
 	}
+
+	// Once revoked, the destination's old certificate is refused too,
+	// though it still chains to the CA and names TLSDEST.
+	runCLI(t, "peer", "revoke", "TLSDEST", "--data", dir)
+	got, stop = tlsDestination(t, dest, port)
+	_, err = cl.Move(testCtx(t), dimse.StudyRootMove, "TLSDEST", id)
+	stop()
+	if err == nil {
+		t.Fatal("C-MOVE to a destination showing its revoked certificate succeeded")
+	}
+	n = 0
+	got.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("the revoked destination received %d instances", n)
+	}
 }
