@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dicomshield/dicomshield/internal/privfile"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -121,7 +121,7 @@ func (s *Tokens) Redeem(secret []byte, check func(ae string) error) (string, err
 func (s *Tokens) update(change func([]tokenEntry) ([]tokenEntry, error)) error {
 	tokensMu.Lock()
 	defer tokensMu.Unlock()
-	unlock, err := lockFile(s.Path + ".lock")
+	unlock, err := privfile.Lock(s.Path + ".lock")
 	if err != nil {
 		return fmt.Errorf("enroll: locking the token file: %w", err)
 	}
@@ -140,7 +140,10 @@ func (s *Tokens) update(change func([]tokenEntry) ([]tokenEntry, error)) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(s.Path, append(data, '\n'))
+	if err := privfile.WriteAtomic(s.Path, append(data, '\n')); err != nil {
+		return fmt.Errorf("enroll: writing %s: %w", s.Path, err)
+	}
+	return nil
 }
 
 // tokensMu serialises updates within the process, where a flock on the
@@ -185,38 +188,6 @@ func (s *Tokens) read() ([]tokenEntry, error) {
 		return nil, fmt.Errorf("enroll: %s has format version %d; this dicomshield reads %d", s.Path, tf.Version, tokensVersion)
 	}
 	return tf.Tokens, nil
-}
-
-// writeAtomic replaces path with data (mode 0600) through a synced
-// temporary file and a rename.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("enroll: %w", err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // fails harmlessly after the rename
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		return fmt.Errorf("enroll: writing %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
 }
 
 // Pending returns the AE titles with an unused, unexpired token.

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dicomshield/dicomshield/internal/privfile"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -181,7 +181,7 @@ func (u *Users) update(ctx context.Context, change func(map[string]User) error) 
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	unlock, err := lockFile(u.path + ".lock")
+	unlock, err := privfile.Lock(u.path + ".lock")
 	if err != nil {
 		return fmt.Errorf("users file: locking: %w", err)
 	}
@@ -200,7 +200,7 @@ func (u *Users) update(ctx context.Context, change func(map[string]User) error) 
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(u.path, append(data, '\n')); err != nil {
+	if err := privfile.WriteAtomic(u.path, append(data, '\n')); err != nil {
 		return fmt.Errorf("users file: %w", err)
 	}
 	return u.refresh()
@@ -298,43 +298,4 @@ func sortedUsers(m map[string]User) []User {
 	}
 	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-// writeAtomic replaces path with data (temporary file, mode 0600, fsync,
-// rename, directory fsync): readers see the old or the new file whole.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

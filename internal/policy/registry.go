@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dicomshield/dicomshield/internal/privfile"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -189,7 +189,7 @@ func (r *FileRegistry) update(ctx context.Context, change func(map[string]Peer) 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	unlock, err := lockFile(r.path + ".lock")
+	unlock, err := privfile.Lock(r.path + ".lock")
 	if err != nil {
 		return fmt.Errorf("peer registry: locking: %w", err)
 	}
@@ -208,7 +208,7 @@ func (r *FileRegistry) update(ctx context.Context, change func(map[string]Peer) 
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(r.path, data); err != nil {
+	if err := privfile.WriteAtomic(r.path, data); err != nil {
 		return fmt.Errorf("peer registry: %w", err)
 	}
 	return r.refresh()
@@ -383,46 +383,6 @@ func sortedPeers(m map[string]Peer) []Peer {
 	}
 	slices.SortFunc(out, func(a, b Peer) int { return strings.Compare(a.AETitle, b.AETitle) })
 	return out
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, mode 0600, synced, renamed over path, and the directory
-// synced, so that readers see the old or the new content, never a mix.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 var _ Registry = (*FileRegistry)(nil)

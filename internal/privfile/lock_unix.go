@@ -1,16 +1,17 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package policy
+package privfile
 
 import (
 	"os"
 	"syscall"
 )
 
-// lockFile takes an exclusive advisory lock on path, creating it (0600)
-// if needed, and returns the function that releases it. It blocks while
-// another process, or another FileRegistry on the same file, holds it.
-func lockFile(path string) (func(), error) {
+// Lock takes an exclusive advisory lock on path (a lock file beside the
+// file it guards), creating it (0600) if needed, and returns the function
+// that releases it. It blocks while another process, or another holder in
+// this one, has it.
+func Lock(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
