@@ -213,11 +213,14 @@ func checkCertificates(st *state) []Finding {
 		out = append(out, Finding{Check: "ca-missing", Severity: High,
 			Problem: fmt.Sprintf("The certificate authority (%s) is missing or damaged: no device can be given or verify a certificate.", filepath.Join(st.dir, archivePKIDir, pki.CACertFile)),
 			Fix:     "Restore the pki folder from the backup; a new CA means installing a new bundle on every device."})
-	} else if f, ok := expiry("ca-expiry", "The certificate authority", st.caCert.NotAfter, st, "Plan a new CA and re-issue every device's bundle before that date (dicomshield peer add for each)."); ok {
+	} else if f, ok := expiry("ca-expiry", "The certificate authority", st.caCert.NotAfter, st.warn, st, "Plan a new CA and re-issue every device's bundle before that date (dicomshield peer add for each)."); ok {
 		out = append(out, f)
 	}
 	if st.serverCert != nil {
-		if f, ok := expiry("server-cert-expiry", "The server's own certificate", st.serverCert.NotAfter, st,
+		// Server and peer certificates are short-lived and renewed at two
+		// thirds of their life: one inside its last third was not renewed
+		// when it should have been.
+		if f, ok := expiry("server-cert-expiry", "The server's own certificate", st.serverCert.NotAfter, renewWindow(st.serverCert.NotBefore, st.serverCert.NotAfter), st,
 			"Start dicomshield serve (it renews its certificate itself) and check the data directory is writable by it; then run doctor again."); ok {
 			out = append(out, f)
 		}
@@ -226,26 +229,41 @@ func checkCertificates(st *state) []Finding {
 		if p.CertSerial == "" || p.AddedAt.IsZero() {
 			continue
 		}
-		// The registry keeps when the certificate was issued, not the
-		// certificate: its end is that plus the validity peer add gives.
-		end := p.AddedAt.Add(pki.DefaultPeerValidity)
-		if f, ok := expiry("peer-cert-expiry", fmt.Sprintf("The certificate of device %s", p.AETitle), end, st,
-			fmt.Sprintf("Issue a new bundle (dicomshield peer add %s --bundle DIR with its current --host and --allow) and install it on the device.", p.AETitle)); ok {
+		// The registry keeps the end of the current certificate (older
+		// registries only when it was issued: then its end is that plus
+		// the validity peer add gives).
+		end, start := p.CertNotAfter, p.AddedAt
+		if end.IsZero() {
+			end = p.AddedAt.Add(pki.DefaultPeerValidity)
+		} else {
+			start = end.Add(-pki.DefaultPeerValidity)
+		}
+		if f, ok := expiry("peer-cert-expiry", fmt.Sprintf("The certificate of device %s", p.AETitle), end, renewWindow(start, end), st,
+			fmt.Sprintf("Renew it on the device (dicomshield enroll --renew --server HOST:2763 --out DIR, daily from a timer), or issue a new bundle (dicomshield peer add %s --bundle DIR with its current --host and --allow) and install it.", p.AETitle)); ok {
 			out = append(out, f)
 		}
 	}
 	return out
 }
 
-// expiry grades a certificate end date: High when past, Medium within the
-// warning period.
-func expiry(check, what string, end time.Time, st *state, fix string) (Finding, bool) {
+// renewWindow is the last third of a certificate's life, from start to
+// end: the part it should never reach, being renewed at two thirds.
+func renewWindow(start, end time.Time) time.Duration {
+	if life := end.Sub(start); life > 0 {
+		return life / 3
+	}
+	return pki.DefaultRenewBefore
+}
+
+// expiry grades a certificate end date: High when past, Medium within
+// warn of it.
+func expiry(check, what string, end time.Time, warn time.Duration, st *state, fix string) (Finding, bool) {
 	left := end.Sub(st.now)
 	switch {
 	case left <= 0:
 		return Finding{Check: check, Severity: High,
 			Problem: fmt.Sprintf("%s expired on %s: connections that rely on it fail.", what, end.UTC().Format(time.DateOnly)), Fix: fix}, true
-	case left < st.warn:
+	case left < warn:
 		return Finding{Check: check, Severity: Medium,
 			Problem: fmt.Sprintf("%s expires on %s, in %d days.", what, end.UTC().Format(time.DateOnly), int(left.Hours()/24)), Fix: fix}, true
 	}

@@ -76,11 +76,12 @@ type Finding struct {
 
 // Defaults of Options.
 const (
-	// DefaultExpiryWarning is how long before a certificate expires that
-	// doctor warns: 30 days leaves time to re-issue a peer's bundle and
-	// install it on the device before associations start failing. It is
-	// also when the server certificate is renewed (pki.DefaultRenewBefore),
-	// so a server certificate inside it means renewal is not happening.
+	// DefaultExpiryWarning is how long before the CA certificate expires
+	// that doctor warns: 30 days leaves time to plan a new CA and install
+	// it on every device. Server and peer certificates are short-lived and
+	// renewed at two thirds of their life (pki.DefaultRenewBefore), so
+	// doctor warns for them once they reach their last third: renewal is
+	// then not happening.
 	DefaultExpiryWarning = 30 * 24 * time.Hour
 
 	// DefaultProbeTimeout bounds each probe of a listener on this

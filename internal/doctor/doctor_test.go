@@ -182,8 +182,8 @@ func TestChecks(t *testing.T) {
 			}
 			return time.Time{}
 		}, map[string]doctor.Severity{"ca-missing": doctor.High}, nil},
-		{"peer certificate expires soon", func(t *testing.T, dir string, reg *policy.FileRegistry, _ *pki.CA) time.Time {
-			putPeer(t, reg, policy.Peer{AETitle: "CT01", Hosts: hosts("10.0.0.9"), Rights: echoStore, AddedAt: time.Now().Add(-pki.DefaultPeerValidity + 10*day)})
+		{"peer certificate not renewed at two thirds of its life", func(t *testing.T, dir string, reg *policy.FileRegistry, _ *pki.CA) time.Time {
+			putPeer(t, reg, policy.Peer{AETitle: "CT01", Hosts: hosts("10.0.0.9"), Rights: echoStore, AddedAt: time.Now().Add(-pki.DefaultPeerValidity + 2*day)})
 			return time.Time{}
 		}, map[string]doctor.Severity{"peer-cert-expiry": doctor.Medium}, nil},
 		{"peer certificate expired", func(t *testing.T, dir string, reg *policy.FileRegistry, _ *pki.CA) time.Time {

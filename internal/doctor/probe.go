@@ -151,7 +151,7 @@ func probeTLS(ctx context.Context, st *state, addr string, timeout time.Duration
 			Problem: fmt.Sprintf("The TLS listener at %s presents a certificate (%s) that this archive's certificate authority did not issue or that is no longer valid: devices will refuse it, or another program holds the port.", addr, info.Subject),
 			Fix:     fmt.Sprintf("Check that dicomshield serve with the data directory %s is what listens there, and restart it so it renews its certificate.", st.dir)})
 	} else if st.serverCert == nil || !leaf.Equal(st.serverCert) {
-		if f, ok := expiry("server-cert-expiry", "The certificate the server presents", leaf.NotAfter, st,
+		if f, ok := expiry("server-cert-expiry", "The certificate the server presents", leaf.NotAfter, renewWindow(leaf.NotBefore, leaf.NotAfter), st,
 			"Restart dicomshield serve so it renews its certificate, and check the data directory is writable by it."); ok {
 			out = append(out, f)
 		}
