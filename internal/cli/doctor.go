@@ -66,7 +66,7 @@ Exit status: 0 when nothing of high severity was found, 2 when something was,
 	addDataFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "write the report as JSON")
 	cmd.Flags().BoolVar(&noProbe, "no-probe", false, "check the configuration only; do not connect to the listeners")
-	cmd.Flags().IntVar(&days, "days", int(doctor.DefaultExpiryWarning/(24*time.Hour)), "warn about certificates that expire within this many days")
+	cmd.Flags().IntVar(&days, "days", int(doctor.DefaultExpiryWarning/(24*time.Hour)), "warn when the CA certificate expires within this many days (server and peer certificates: when they miss their renewal)")
 	return cmd
 }
 
