@@ -124,14 +124,27 @@ var ErrCommand = errors.New("dimse: invalid command set")
 // Encode returns the command set in implicit VR little endian (PS3.7 6.3.1)
 // with its group length.
 func (c *Command) Encode() []byte {
-	var ds dicom.DataSet
+	// Implicit VR Little Endian, appended directly (every exchange encodes
+	// a command, so no data set is built): the group length first, then
+	// the elements in ascending tag order.
+	b := make([]byte, 12, 192)
+	head := func(t dicom.Tag, n int) {
+		b = binary.LittleEndian.AppendUint16(b, t.Group())
+		b = binary.LittleEndian.AppendUint16(b, t.Element())
+		b = binary.LittleEndian.AppendUint32(b, uint32(n+n%2))
+	}
 	text := func(t dicom.Tag, v dicom.VR, s string) {
 		if s != "" {
-			ds.Elements = append(ds.Elements, dicom.NewText(t, v, s))
+			head(t, len(s))
+			b = append(b, s...)
+			if len(s)%2 == 1 {
+				b = append(b, v.PadByte())
+			}
 		}
 	}
 	u16 := func(t dicom.Tag, v uint16) {
-		ds.Elements = append(ds.Elements, dicom.NewUint16s(t, dicom.US, v))
+		head(t, 2)
+		b = binary.LittleEndian.AppendUint16(b, v)
 	}
 	text(tagAffectedSOPClass, dicom.UI, c.AffectedSOPClass)
 	text(tagRequestedSOPCls, dicom.UI, c.RequestedSOPClass)
@@ -154,12 +167,11 @@ func (c *Command) Encode() []byte {
 		u16(tagStatus, c.Status)
 	}
 	if len(c.OffendingElements) > 0 {
-		b := make([]byte, 0, 4*len(c.OffendingElements))
+		head(tagOffending, 4*len(c.OffendingElements))
 		for _, t := range c.OffendingElements {
 			b = binary.LittleEndian.AppendUint16(b, t.Group())
 			b = binary.LittleEndian.AppendUint16(b, t.Element())
 		}
-		ds.Elements = append(ds.Elements, dicom.Element{Tag: tagOffending, VR: dicom.AT, Value: b})
 	}
 	if c.ErrorComment != "" {
 		ec := c.ErrorComment
@@ -182,12 +194,10 @@ func (c *Command) Encode() []byte {
 		text(tagMoveOriginatorAE, dicom.AE, c.MoveOriginatorAE)
 		u16(tagMoveOriginatorID, c.MoveOriginatorID)
 	}
-	body, _ := dicom.MarshalDataSet(&ds, dicom.ImplicitVRLittleEndian)
-	out := make([]byte, 0, 12+len(body))
-	out = binary.LittleEndian.AppendUint32(out, uint32(tagGroupLength))
-	out = binary.LittleEndian.AppendUint32(out, 4)
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(body)))
-	return append(out, body...)
+	binary.LittleEndian.PutUint32(b[0:], uint32(tagGroupLength))
+	binary.LittleEndian.PutUint32(b[4:], 4)
+	binary.LittleEndian.PutUint32(b[8:], uint32(len(b)-12))
+	return b
 }
 
 // DecodeCommand parses a command set.
