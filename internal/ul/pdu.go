@@ -250,7 +250,13 @@ func (r *reader) item(what string) (byte, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	body, err := r.bytes(int(n), fmt.Sprintf("%s (item 0x%02x)", what, typ))
+	if r.left() < int(n) {
+		// The name is formatted only for the error: an association
+		// request holds dozens of items.
+		_, err := r.bytes(int(n), fmt.Sprintf("%s (item 0x%02x)", what, typ))
+		return typ, nil, err
+	}
+	body, err := r.bytes(int(n), what)
 	return typ, body, err
 }
 
