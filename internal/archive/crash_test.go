@@ -73,7 +73,7 @@ type dsServer struct {
 func startDS(t *testing.T, bin, dataDir, addr string) *dsServer {
 	t.Helper()
 	s := &dsServer{out: &logBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--data", dataDir, "--listen", addr, "--listen-tls=")
+	s.cmd = exec.Command(bin, "serve", "--data", dataDir, "--listen", addr, "--listen-tls=", "--listen-enroll=")
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("starting dicomshield serve: %v", err)

@@ -45,7 +45,7 @@ func closeAll(ls ...net.Listener) {
 }
 
 func newServeCmd() *cobra.Command {
-	var dir, listenTLS, listen, logFormat string
+	var dir, listenTLS, listen, listenEnroll, logFormat string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the archive: DICOM over TLS, registered peers only",
@@ -95,6 +95,9 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 			if cmd.Flags().Changed("listen") {
 				a.Config.Listen = listen
 			}
+			if cmd.Flags().Changed("listen-enroll") {
+				a.Config.Enroll.Listen = listenEnroll
+			}
 			tlsL, plainL, err := a.Listeners()
 			if err != nil {
 				return err
@@ -131,8 +134,10 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 			}
 			peers, _ := a.Registry.List(cmd.Context())
 			if len(peers) == 0 {
-				fmt.Fprintf(out, "no peer registered yet: nobody can connect. Next step:\n"+
-					"  dicomshield peer add MODALITY1 --host 192.0.2.10 --allow echo,store --bundle ./modality1 --data %s\n", dir)
+				fmt.Fprintf(out, "no peer registered yet: nobody can connect. Next step, for each device:\n"+
+					"  dicomshield peer add MODALITY1 --host 192.0.2.10 --allow echo,store --token --data %s\n"+
+					"  then on the device: dicomshield enroll --token TOKEN --server THIS_HOST:%s --out DIR\n"+
+					"  (a device that cannot run enroll: --bundle ./modality1 instead of --token, and copy the files)\n", dir, enrollPort(a.Config.Enroll.Listen))
 			} else {
 				fmt.Fprintf(out, "%d registered peers\n", len(peers))
 			}
@@ -156,6 +161,16 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 	addDataFlag(cmd, &dir)
 	cmd.Flags().StringVar(&listenTLS, "listen-tls", config.Default().ListenTLS, "address for DICOM over TLS (overrides the config)")
 	cmd.Flags().StringVar(&listen, "listen", "", "address for plain DICOM, off by default (overrides the config)")
+	cmd.Flags().StringVar(&listenEnroll, "listen-enroll", config.Default().Enroll.Listen, `address for certificate enrolment over HTTPS (overrides the config; "" turns it off)`)
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// enrollPort is the port of the enrolment listener address (":2763"), for
+// the next-step hint.
+func enrollPort(listen string) string {
+	if _, port, err := net.SplitHostPort(listen); err == nil && port != "" {
+		return port
+	}
+	return "2763"
 }

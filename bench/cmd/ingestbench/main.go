@@ -296,7 +296,7 @@ func (b *bench) start(t target) (*receiver, error) {
 			port = pt
 		}
 		s, err := benchnet.Start(t.name, port, dir, logf, nil, filepath.Join(b.bin, "dicomshield"), "serve", "--data", dir,
-			"--listen-tls", fmt.Sprintf("127.0.0.1:%d", pt), "--listen", fmt.Sprintf("127.0.0.1:%d", pp))
+			"--listen-tls", fmt.Sprintf("127.0.0.1:%d", pt), "--listen", fmt.Sprintf("127.0.0.1:%d", pp), "--listen-enroll", "")
 		if err != nil {
 			return nil, err
 		}
