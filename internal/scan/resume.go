@@ -41,7 +41,9 @@ type resumeHeader struct {
 // interrupted scan can be run again and probe only what is left. The file
 // is a header line (the targets, exclusions and ports) followed by one
 // line per finished endpoint (host:port), appended as each finishes and
-// flushed to stable storage every DefaultResumeSync and on Close.
+// flushed to stable storage every DefaultResumeSync and on Close. The
+// finished endpoints are held in memory (tens of bytes each: a /16 on five
+// ports, 327,680 endpoints, is some 20 MB; scan a /8 as /16s).
 type ResumeState struct {
 	// SyncFirst are files flushed to stable storage before each flush of
 	// the state (the results the finished entries stand for), so that

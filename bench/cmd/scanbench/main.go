@@ -43,7 +43,7 @@ func main() {
 	rtt := flag.Duration("rtt", 0, "round-trip time added by a relay in front of each listener (0: none)")
 	runs := flag.Int("runs", 1, "runs of each scanner (the best is reported)")
 	out := flag.String("o", "", "also append the result table to this file")
-	bin := flag.String("dicomshield", "", "dicomshield binary (default: built from ../cmd/dicomshield)")
+	bin := flag.String("dicomshield", "", "dicomshield binary (default: built from ../cmd/dicomshield; run scanbench from bench/)")
 	defaults := flag.Bool("defaults", false, "also run dicomshield scan with its defaults (polite: 300 connections/s), as one more row")
 	baseline := flag.String("baseline", "", "a second dicomshield binary, run side by side as one more row (e.g. the main branch's)")
 	scanArgs := flag.String("scan-args", "", "extra arguments for dicomshield scan, space-separated (e.g. \"--rate 0\")")
@@ -64,7 +64,11 @@ func main() {
 	defer os.RemoveAll(tmp)
 	if *bin == "" {
 		*bin = filepath.Join(tmp, "dicomshield")
-		build := exec.Command("go", "build", "-o", *bin, "github.com/dicomshield/dicomshield/cmd/dicomshield")
+		// Built in the product's own module (the parent of bench/, where
+		// scanbench runs): the bench module's go.sum does not carry the
+		// product's dependencies.
+		build := exec.Command("go", "build", "-o", *bin, "./cmd/dicomshield")
+		build.Dir = ".."
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			log.Fatalf("building dicomshield: %v", err)
