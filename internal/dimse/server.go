@@ -52,6 +52,9 @@ type Assoc struct {
 	// Values lets the acceptor hook hand per-association facts (the
 	// registered peer, the authenticated user) to handlers.
 	Values any
+	// AbstractSyntaxes are the abstract syntaxes of the accepted
+	// presentation contexts: the services the association can use.
+	AbstractSyntaxes []string
 }
 
 // Request is one DIMSE request given to a handler.
@@ -308,7 +311,7 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	info := &Assoc{ID: id, CallingAE: rq.CallingAE, CalledAE: rq.CalledAE, RemoteAddr: c.RemoteAddr(),
-		TLS: tlsState, Identity: rq.User.Identity, Values: values}
+		TLS: tlsState, Identity: rq.User.Identity, Values: values, AbstractSyntaxes: acceptedAbstracts(a)}
 	log = log.With("calling_ae", rq.CallingAE, "called_ae", rq.CalledAE)
 	log.Info("association accepted", "contexts", len(a.AC().Contexts))
 	if s.ConnState != nil {
