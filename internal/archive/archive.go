@@ -245,6 +245,13 @@ func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace ti
 			a.Logger.Info("metrics on http://" + ml.Addr().String() + "/metrics")
 		}
 	}
+	// Peers revoked, removed or narrowed while serving lose their open
+	// associations too (revoke.go); the watch runs through the grace
+	// period, so a revoked peer cannot finish a transfer in it.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); a.watchPeers(wctx) }()
+	defer func() { stopWatch(); <-watched }()
 	a.Audit.Record(audit.Event{Kind: audit.AppStart, User: osUser(), Description: a.listening(tlsL, plainL)})
 	defer func() {
 		a.Audit.Record(audit.Event{Kind: audit.AppStop, User: osUser(), Description: "dicomshield stopped"})

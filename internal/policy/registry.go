@@ -62,6 +62,7 @@ type FileRegistry struct {
 	pinned *os.File        // the loaded version, kept open so its inode is not reused
 	info   fs.FileInfo     // its stat when loaded; nil when the file was absent
 	err    error           // why the loaded version is unusable, if it is
+	gen    uint64          // counts the versions loaded (Generation)
 }
 
 // OpenFileRegistry opens the registry at path (normally peers.json in the
@@ -88,6 +89,18 @@ func (r *FileRegistry) Close() error {
 	r.closePinned()
 	r.info, r.peers, r.err = nil, nil, nil
 	return nil
+}
+
+// Generation re-reads the file if it changed and returns a number that
+// changes whenever a new version of it was loaded (and only then): a
+// server polls it to re-decide its open associations when peers are
+// revoked, removed or changed by another process. The error is the
+// registry's, as from List.
+func (r *FileRegistry) Generation() (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.refresh()
+	return r.gen, err
 }
 
 // List implements Registry.
@@ -221,6 +234,9 @@ func (r *FileRegistry) update(ctx context.Context, change func(map[string]Peer) 
 func (r *FileRegistry) refresh() error {
 	fi, err := os.Stat(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if r.info != nil || r.peers == nil || r.err != nil {
+			r.gen++
+		}
 		r.closePinned()
 		r.info, r.err, r.peers = nil, nil, map[string]Peer{}
 		return nil
@@ -246,6 +262,7 @@ func (r *FileRegistry) refresh() error {
 		return fmt.Errorf("peer registry: %w", err)
 	}
 	peers, loadErr := readPeers(f, info)
+	r.gen++
 	r.closePinned()
 	r.pinned, r.info, r.err = f, info, nil
 	if loadErr != nil {

@@ -371,3 +371,47 @@ func TestRegistryModifyAndRevoke(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryGeneration: Generation changes with every change another
+// process makes (put, same-size edit, removal, deletion of the file, an
+// unusable file) and stays put while nothing changes.
+func TestRegistryGeneration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), PeersFileName)
+	server := openReg(t, path)
+	cli := openReg(t, path)
+	gen := func() uint64 {
+		t.Helper()
+		g, _ := server.Generation()
+		return g
+	}
+	last := gen()
+	steps := []struct {
+		name    string
+		change  func() error
+		changed bool
+	}{
+		{"nothing", func() error { return nil }, false},
+		{"peer added", func() error {
+			return cli.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.7"), Rights: []Right{RightEcho}, CertSerial: "0C"})
+		}, true},
+		{"read again", func() error { _, err := server.List(ctx); return err }, false},
+		{"same-size change", func() error {
+			return cli.Put(ctx, Peer{AETitle: "CT1", Hosts: mustHosts(t, "10.0.0.7"), Rights: []Right{RightFind}, CertSerial: "0C"})
+		}, true},
+		{"revoked", func() error { return cli.Modify(ctx, "CT1", func(p *Peer) error { p.Revoke(); return nil }) }, true},
+		{"made unusable", func() error { return os.WriteFile(path, []byte("{"), 0o600) }, true},
+		{"file deleted", func() error { return os.Remove(path) }, true},
+		{"still deleted", func() error { return nil }, false},
+	}
+	for _, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		g := gen()
+		if (g != last) != st.changed {
+			t.Errorf("%s: generation %d -> %d, want changed=%v", st.name, last, g, st.changed)
+		}
+		last = g
+	}
+}
