@@ -156,7 +156,7 @@ Ctrl-C stops the scan and writes what was found.`,
 	fl.StringVar(&f.csvFile, "csv", "", "write one CSV row per service to `FILE` (- for standard output)")
 	fl.StringVar(&f.sarifFile, "sarif", "", "write the findings as SARIF 2.1.0 to `FILE` (- for standard output)")
 	fl.StringSliceVar(&f.acceptRisk, "accept-risk", nil, "accept a named risk: "+riskPublicTargets+" (targets outside loopback and private space)")
-	fl.IntVar(&f.concurrency, "concurrency", scan.DefaultConcurrency, "services probed at once (the scanner's sockets; politeness is --per-host and --rate)")
+	fl.IntVar(&f.concurrency, "concurrency", scan.DefaultConcurrency, "services probed at once (work in flight, capped by the open-file limit; politeness is --per-host and --rate)")
 	fl.IntVar(&f.perHost, "per-host", scan.DefaultPerHost, "probes of one host at once (what one device sees)")
 	fl.Float64Var(&f.rate, "rate", scan.DefaultRate, "new connections per second across the scan, the polite default for networks one does not run (0 or less: unlimited, for one's own or a lab: the benchmark uses --rate 0 --concurrency 512)")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", scan.DefaultConnectTimeout, "TCP connect and TLS handshake timeout (what a dead host costs)")

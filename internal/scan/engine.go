@@ -21,13 +21,14 @@ import (
 // Defaults of Options. Each is the value a zero field selects.
 const (
 	// DefaultConcurrency is how many services are probed at once. It
-	// bounds the scanner's own sockets (at most three per probe: 768,
-	// below a default ulimit of 1024), not the load on any host (PerHost
-	// does) or on the network (Rate does): a service that accepts costs
-	// about seven round trips, so across a 100 ms path 300 connections a
-	// second need ~210 probes under way, and with fewer the rate limit
-	// could never be reached on slow paths.
-	DefaultConcurrency = 256
+	// bounds in-flight work, not the load on any host (PerHost does) or
+	// on the network (Rate does). Large ranges are mostly dead or
+	// filtered addresses, each of which holds a probe for the whole
+	// connect timeout (3 s): at 300 connections a second that is 900
+	// probes under way, and with fewer the rate could never be reached
+	// (the former 128 allowed 43 addresses a second). Clamped to the
+	// open-file limit (see maxProbes).
+	DefaultConcurrency = 1024
 	// DefaultPerHost is how many probes run against one host at once: a
 	// device on a clinic network must never see a flood from a scan, and
 	// two lets the ports of a host proceed side by side.
@@ -66,7 +67,7 @@ var DefaultTLSFirstPorts = []int{2762}
 
 // Options configure a Scanner. The zero Options scan with every default.
 type Options struct {
-	Concurrency int     // services probed at once; 0: DefaultConcurrency
+	Concurrency int     // services probed at once; 0: DefaultConcurrency; at most what the open-file limit allows
 	PerHost     int     // probes per host at once; 0: DefaultPerHost
 	Rate        float64 // new connections per second; 0: DefaultRate, <0: unlimited
 
@@ -112,6 +113,24 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Sockets a probe holds at most (its association and the host's HTTP
+// lookup), and the files kept back for everything else (outputs, the
+// resume state, the runtime).
+const (
+	socketsPerProbe = 2
+	reservedFiles   = 64
+)
+
+// maxProbes is how many probes the open-file limit allows at once: a
+// probe that could not open its socket would report a live service as
+// silent. 0 (unknown) allows any number.
+func maxProbes(fileLimit uint64) int {
+	if fileLimit == 0 || fileLimit > 1<<20 {
+		return 1 << 20
+	}
+	return max(1, (int(fileLimit)-reservedFiles)/socketsPerProbe)
+}
+
 // Scanner probes DICOM services. It is safe for one Run at a time.
 type Scanner struct {
 	o     Options
@@ -125,6 +144,7 @@ func New(o Options) *Scanner {
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
 	}
+	o.Concurrency = min(o.Concurrency, maxProbes(openFileLimit()))
 	if o.PerHost <= 0 {
 		o.PerHost = DefaultPerHost
 	}

@@ -197,3 +197,19 @@ func TestRunInterrupted(t *testing.T) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
 }
+
+// TestMaxProbes: the open-file limit caps the probes at once, so that no
+// probe fails to open its socket and reports a live service as silent.
+func TestMaxProbes(t *testing.T) {
+	for _, tc := range []struct {
+		limit uint64
+		want  int
+	}{{0, 1 << 20}, {1, 1}, {64, 1}, {1024, 480}, {4096, 2016}, {1 << 30, 1 << 20}} {
+		if got := maxProbes(tc.limit); got != tc.want {
+			t.Errorf("maxProbes(%d) = %d, want %d", tc.limit, got, tc.want)
+		}
+	}
+	if c := New(Options{}).o.Concurrency; c < 1 || c > DefaultConcurrency {
+		t.Errorf("default concurrency %d", c)
+	}
+}
