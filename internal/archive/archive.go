@@ -65,6 +65,12 @@ type Archive struct {
 
 	transfers transfers
 
+	// quarantinedAtOpen counts the blobs recovery moved into quarantine
+	// when the archive was opened, at quarantinedAt; Serve records the
+	// alert once the trail is there.
+	quarantinedAtOpen int
+	quarantinedAt     time.Time
+
 	mu      sync.Mutex
 	servers []*dimse.Server
 	perPeer map[string]int
@@ -75,7 +81,8 @@ type Archive struct {
 // Open opens the data directory dir, creating what is missing: the
 // directory (0700), a commented config file, the CA. It recovers from a
 // crash: unfinished blobs are removed, and blobs no index row refers to
-// (stored but never acknowledged) are deleted.
+// (stored but never acknowledged, or put there by someone else) are moved
+// into the quarantine folder for verify to report.
 func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -154,9 +161,12 @@ func OpenRegistry(dir string) (*policy.FileRegistry, *pki.CA, *config.Config, er
 	return reg, ca, cfg, nil
 }
 
-// recover removes blobs a crash left unfinished or unreferenced: a blob is
-// committed before its index row, so one without a row was never
-// acknowledged.
+// recover finishes what a crash interrupted. Unfinished blobs (scratch
+// files) are removed. Blobs no index row refers to are moved into the
+// quarantine folder (quarantine.go), never deleted: a blob is committed
+// before its index row, so one without a row is either a store a crash cut
+// short (never acknowledged) or a file put there outside dicomshield, and
+// only an operator can tell. verify reports them until they are cleared.
 func (a *Archive) recover(ctx context.Context) error {
 	if r, ok := a.Blobs.(store.Recoverer); ok {
 		if err := r.Recover(); err != nil {
@@ -176,15 +186,13 @@ func (a *Archive) recover(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	for _, k := range orphans {
-		if err := a.Blobs.Remove(k); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
+	n, err := a.quarantine(orphans)
+	a.quarantinedAtOpen, a.quarantinedAt = n, a.now()
+	if n > 0 {
+		a.Logger.Warn("recovery moved files no index row refers to into quarantine", "count", n,
+			"dir", QuarantinePath(a.Dir), "advice", QuarantineAdvice)
 	}
-	if len(orphans) > 0 {
-		a.Logger.Info("removed blobs left by an interrupted store", "count", len(orphans))
-	}
-	return nil
+	return err
 }
 
 // Close closes the index.
@@ -253,6 +261,7 @@ func (a *Archive) Serve(ctx context.Context, tlsL, plainL net.Listener, grace ti
 	go func() { defer close(watched); a.watchPeers(wctx) }()
 	defer func() { stopWatch(); <-watched }()
 	a.Audit.Record(audit.Event{Kind: audit.AppStart, User: osUser(), Description: a.listening(tlsL, plainL)})
+	a.recordQuarantine()
 	defer func() {
 		a.Audit.Record(audit.Event{Kind: audit.AppStop, User: osUser(), Description: "dicomshield stopped"})
 	}()

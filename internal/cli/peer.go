@@ -200,7 +200,7 @@ func newPeerRemoveCmd() *cobra.Command {
 				return err
 			}
 			if err := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "peer-removed", User: archive.OSUser(), Peer: ae,
-				Description: "peer " + ae + " removed: refused from its next association"}); err != nil {
+				Description: "peer " + ae + " removed: refused from now on, its open associations aborted by a running serve"}); err != nil {
 				return fmt.Errorf("peer removed, but the audit trail could not record it: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", strings.TrimSpace(args[0]))

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dicomshield/dicomshield/internal/archive"
+	"github.com/dicomshield/dicomshield/internal/audit"
+	"github.com/dicomshield/dicomshield/internal/config"
 	"github.com/dicomshield/dicomshield/internal/store"
 	"github.com/dicomshield/dicomshield/internal/store/fs"
 	"github.com/dicomshield/dicomshield/internal/store/sqlite"
@@ -26,7 +28,7 @@ type headJSON struct {
 
 func newVerifyCmd() *cobra.Command {
 	var dir, expect string
-	var asJSON, headOnly bool
+	var asJSON, headOnly, clearQuarantine bool
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Re-hash every stored file and walk the ledger's hash chain",
@@ -43,11 +45,21 @@ their hash and instances by SOP Instance UID, never by patient data.
 
 --head prints only the chain head, without checking anything. --expect
 SEQ:HASH checks that the chain still holds a head you recorded earlier: a
-ledger rewritten consistently from some entry on passes every other check.`,
+ledger rewritten consistently from some entry on passes every other check.
+
+Files "serve" found in the blob store at start with no index row are not
+deleted: they are moved into the quarantine folder of the data directory and
+reported here as "quarantined" (exit status 1) until an operator removes them.
+Such a file was added outside dicomshield, or is a store a crash cut short
+between the file and its index row (expected after a crash: that store was
+never acknowledged, so the sender sends it again). Look at them, then
+--clear-quarantine deletes them (recorded in the audit trail), as does
+deleting the folder.`,
 		Example: `  dicomshield verify --data /srv/pacs
   dicomshield verify --data /srv/pacs --json
   dicomshield verify --data /srv/pacs --head    # record this elsewhere
-  dicomshield verify --data /srv/pacs --expect 1041:3f9a...   # a head recorded earlier`,
+  dicomshield verify --data /srv/pacs --expect 1041:3f9a...   # a head recorded earlier
+  dicomshield verify --data /srv/pacs --clear-quarantine      # after looking at the quarantined files`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var want *store.LedgerEntry
@@ -88,8 +100,16 @@ ledger rewritten consistently from some entry on passes every other check.`,
 			if err != nil {
 				return err
 			}
+			if clearQuarantine {
+				if err := clearQuarantined(cmd, dir, out); err != nil {
+					return err
+				}
+			}
 			rep, err := store.Verify(cmd.Context(), ix, bl, want)
 			if err != nil {
+				return err
+			}
+			if err := addQuarantined(dir, rep); err != nil {
 				return err
 			}
 			if asJSON {
@@ -112,6 +132,7 @@ ledger rewritten consistently from some entry on passes every other check.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report (or the head) as JSON")
 	cmd.Flags().BoolVar(&headOnly, "head", false, "print only the ledger's head: sequence number and hash")
 	cmd.Flags().StringVar(&expect, "expect", "", "SEQ:HASH, a head recorded earlier that the chain must still hold")
+	cmd.Flags().BoolVar(&clearQuarantine, "clear-quarantine", false, "delete the files recovery moved into quarantine (after looking at them), then verify")
 	return cmd
 }
 
@@ -146,6 +167,52 @@ func printReport(w io.Writer, r *store.VerifyReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Kind, seq, file, uid, p.Detail)
 	}
 	tw.Flush()
+}
+
+// addQuarantined adds a problem for each file in the quarantine folder.
+func addQuarantined(dir string, rep *store.VerifyReport) error {
+	files, err := archive.Quarantined(dir)
+	if err != nil {
+		return err
+	}
+	for _, q := range files {
+		detail := "added outside dicomshield / quarantined: a file found in the blob store with no index row, moved here by recovery; " +
+			"expected after a crash (a store cut short, never acknowledged); remove with verify --clear-quarantine"
+		if q.Key != "" && !q.HashMatches {
+			detail = "added outside dicomshield / quarantined: its content does not hash to the name it had in the blob store, " +
+				"so it is no store of dicomshield's; remove with verify --clear-quarantine"
+		}
+		rep.Problems = append(rep.Problems, store.Problem{Kind: ProblemQuarantined,
+			Name: filepath.Join(archive.QuarantineDir, q.Name), Detail: detail})
+	}
+	return nil
+}
+
+// ProblemQuarantined is the kind of problem verify reports for a file in
+// the quarantine folder.
+const ProblemQuarantined = "quarantined"
+
+// clearQuarantined deletes the quarantined files and records it in the
+// audit trail: deleting evidence is an act someone must answer for.
+func clearQuarantined(cmd *cobra.Command, dir string, out io.Writer) error {
+	files, err := archive.Quarantined(dir)
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	cfg, err := config.Load(config.Path(dir))
+	if err != nil {
+		return err
+	}
+	n, err := archive.ClearQuarantine(dir)
+	if rerr := archive.RecordLocal(dir, cfg, audit.Event{Kind: audit.ConfigChange, Alert: "quarantine-cleared", User: archive.OSUser(),
+		Object: archive.QuarantinePath(dir), Description: fmt.Sprintf("%d quarantined file(s) deleted with verify --clear-quarantine", n)}); rerr != nil && err == nil {
+		err = fmt.Errorf("quarantine cleared, but the audit trail could not record it: %w", rerr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "deleted %d quarantined file(s)\n", n)
+	return nil
 }
 
 // parseHead parses a recorded head, "SEQ:HASH" (or "SEQ HASH", as --head
