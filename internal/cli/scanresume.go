@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,8 +37,11 @@ func (r *resumeFlags) open(set *scan.TargetSet, o *scan.Options, stderr io.Write
 		return nil
 	}
 	st, resumed, err := scan.OpenResume(r.path, set, r.force)
-	if err != nil {
+	if errors.Is(err, scan.ErrResumeMismatch) {
 		return fmt.Errorf("--resume: %w (start afresh with another state file, or add --resume-force)", err)
+	}
+	if err != nil {
+		return fmt.Errorf("--resume: %w", err)
 	}
 	r.state, r.resumed = st, resumed
 	st.Options(o)
