@@ -33,6 +33,9 @@ const MaxQuerySize = 16 << 10
 // Entry is one record of the local log: the event's fields for reading
 // and filtering, and the audit message as sent to the collector.
 type Entry struct {
+	// Seq and Prev chain the record to the line before it (chain.go);
+	// zero in records written before the log was chained.
+	Seq         int64          `json:"seq,omitempty"`
 	Time        time.Time      `json:"time"`
 	Kind        Kind           `json:"kind"`
 	Outcome     Outcome        `json:"outcome"`
@@ -51,6 +54,7 @@ type Entry struct {
 	Instances   int            `json:"instances,omitempty"`
 	PerClass    map[string]int `json:"per_class,omitempty"`
 	XML         string         `json:"xml"`
+	Prev        string         `json:"prev,omitempty"`
 }
 
 // NewEntry encodes ev (its Time set) as a record of the local log.
@@ -68,17 +72,9 @@ func NewEntry(ev Event, src Source) (Entry, error) {
 		Patients: ev.Patients, Instances: ev.Instances, PerClass: ev.PerClass, XML: string(x)}, nil
 }
 
-// line returns e as one line of the log, newline included.
-func (e *Entry) line() ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
-}
-
-// OpenLog opens the local log at path for appending, creating it (0600,
-// in a 0700 directory) if needed. Every write goes to the end of the
+// OpenLog opens the local log at path for appending (and for reading its
+// last line, to chain to it), creating it (0600, in a 0700 directory) if
+// needed. Every write goes to the end of the
 // file (O_APPEND), whatever other process appends to it meanwhile, so
 // records are never overwritten; each record is written with a single
 // write, so records from two processes do not interleave.
@@ -86,7 +82,7 @@ func OpenLog(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -94,8 +90,8 @@ func OpenLog(path string) (*os.File, error) {
 }
 
 // Append records ev in the local log at path at once and durably (the
-// file is synced before it returns). It is for commands that run without
-// the server, such as peer registration.
+// file is synced before it returns), chained to the record before it. It
+// is for commands that run without the server, such as peer registration.
 func Append(path string, src Source, ev Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
@@ -104,17 +100,14 @@ func Append(path string, src Source, ev Event) error {
 	if err != nil {
 		return err
 	}
-	b, err := e.line()
-	if err != nil {
-		return err
-	}
 	f, err := OpenLog(path)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
+	tail := chainTail{invalid: true}
+	if _, err := appendChained(f, path, []Entry{e}, &tail); err != nil {
 		f.Close()
-		return fmt.Errorf("audit: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()

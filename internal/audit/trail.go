@@ -45,6 +45,7 @@ type Options struct {
 type Trail struct {
 	opts   Options
 	file   *os.File
+	tail   chainTail // the end of the log as this trail last wrote it
 	syslog *Syslog
 	host   string
 
@@ -83,7 +84,7 @@ func newTrail(opts Options) (*Trail, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Trail{opts: opts, file: f, host: host, queue: make(chan Event, opts.QueueSize), done: make(chan struct{})}
+	t := &Trail{opts: opts, file: f, tail: chainTail{invalid: true}, host: host, queue: make(chan Event, opts.QueueSize), done: make(chan struct{})}
 	if opts.Syslog != nil {
 		so := *opts.Syslog
 		if so.Hostname == "" {
@@ -199,33 +200,28 @@ func dropAlert(n uint64, why string) Event {
 		Description: fmt.Sprintf("%d audit event(s) were not recorded: %s", n, why)}
 }
 
-// write appends the batch to the local log in one write, syncs it, and
-// forwards each record to the collector.
+// write appends the batch to the local log in one write, chained to the
+// records before it, syncs it, and forwards each record to the collector.
 func (t *Trail) write(batch []Event, forward bool) {
-	var buf []byte
+	entries := make([]Entry, 0, len(batch))
 	var msgs [][]byte
-	lines := 0
 	for _, ev := range batch {
 		e, err := NewEntry(ev, t.opts.Source)
-		if err == nil {
-			var b []byte
-			if b, err = e.line(); err == nil {
-				buf = append(buf, b...)
-				lines++
-				if forward && t.syslog != nil {
-					msgs = append(msgs, Frame(ev.Time, t.syslog.opts.Hostname, t.syslog.opts.AppName, t.syslog.opts.ProcID, []byte(e.XML)))
-				}
-				continue
-			}
+		if err != nil {
+			t.failed.Add(1)
+			t.report(fmt.Errorf("audit: encoding a %s event: %w", ev.Kind, err))
+			continue
 		}
-		t.failed.Add(1)
-		t.report(fmt.Errorf("audit: encoding a %s event: %w", ev.Kind, err))
+		entries = append(entries, e)
+		if forward && t.syslog != nil {
+			msgs = append(msgs, Frame(ev.Time, t.syslog.opts.Hostname, t.syslog.opts.AppName, t.syslog.opts.ProcID, []byte(e.XML)))
+		}
 	}
-	if len(buf) > 0 {
-		n := uint64(lines)
-		if _, err := t.file.Write(buf); err != nil {
+	if len(entries) > 0 {
+		n := uint64(len(entries))
+		if _, err := appendChained(t.file, t.opts.Path, entries, &t.tail); err != nil {
 			t.failed.Add(n)
-			t.report(fmt.Errorf("audit: writing the local log: %w", err))
+			t.report(err)
 		} else if err := t.file.Sync(); err != nil {
 			t.failed.Add(n)
 			t.report(fmt.Errorf("audit: syncing the local log: %w", err))

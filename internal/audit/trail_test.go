@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -122,8 +123,8 @@ func TestReadLogSkipsMalformed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, _ := e.line()
-	in := string(good) + "{not json\n" + string(good) + `{"kind":` // cut short by a crash
+	good, _ := json.Marshal(e)
+	in := string(good) + "\n{not json\n" + string(good) + "\n" + `{"kind":` // cut short by a crash
 	var n int
 	err = ReadLog(strings.NewReader(in), func(Entry) error { n++; return nil })
 	if n != 2 || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "2 record(s)") || !strings.Contains(err.Error(), "line 2") {

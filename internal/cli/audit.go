@@ -19,7 +19,8 @@ import (
 
 func newAuditCmd() *cobra.Command {
 	var dir, since, kind, peer, outcome string
-	var asXML, asJSON bool
+	var asXML, asJSON, verifyChain bool
+	var expect string
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List and filter the audit trail",
@@ -32,10 +33,21 @@ is itself recorded (Audit Log Used).
 --since takes a duration ("24h") or a time ("2026-03-14", RFC 3339).
 --kind is one of: application-start, application-stop, association-accepted,
 association-refused, user-authentication, query, instances-stored,
-instances-sent, security-alert, configuration-change, audit-log-used.`,
+instances-sent, security-alert, configuration-change, audit-log-used.
+
+--verify walks the log's hash chain instead of listing it: each record
+carries its number and the SHA-256 of the line before it, so an edited
+record, deleted records and a line cut short are reported with their line
+number (exit status 1). It prints the head (last record number and the
+SHA-256 of its line): record it somewhere else, and --expect SEQ:HASH later
+shows a log cut short at its end, or rewritten with every later link
+recomputed, which the chain alone cannot. The hashed bytes are described in
+internal/audit/chain.go.`,
 		Example: `  dicomshield audit --data /srv/pacs --since 24h
   dicomshield audit --kind association-refused --outcome failure
-  dicomshield audit --peer CT01 --json`,
+  dicomshield audit --peer CT01 --json
+  dicomshield audit --verify                      # the chain, and its head to record elsewhere
+  dicomshield audit --verify --expect 5210:9c1e...   # a head recorded earlier`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := filter{kind: audit.Kind(kind), peer: strings.ToUpper(strings.TrimSpace(peer))}
@@ -55,6 +67,17 @@ instances-sent, security-alert, configuration-change, audit-log-used.`,
 				}
 				f.since = t
 			}
+			var want *audit.Head
+			if expect != "" {
+				if !verifyChain {
+					return usageError("--expect goes with --verify")
+				}
+				h, err := audit.ParseHead(expect)
+				if err != nil {
+					return usageError("--expect: %v", err)
+				}
+				want = h
+			}
 			if asXML && asJSON {
 				return errors.New("--xml and --json exclude each other")
 			}
@@ -72,6 +95,9 @@ instances-sent, security-alert, configuration-change, audit-log-used.`,
 					return fmt.Errorf("recording the audit log use: %w", err)
 				}
 			}
+			if verifyChain {
+				return verifyAudit(cmd.OutOrStdout(), file, want, asJSON)
+			}
 			return printAudit(cmd.OutOrStdout(), file, f, asXML, asJSON)
 		},
 	}
@@ -82,6 +108,8 @@ instances-sent, security-alert, configuration-change, audit-log-used.`,
 	cmd.Flags().StringVar(&outcome, "outcome", "", "only success or failure")
 	cmd.Flags().BoolVar(&asXML, "xml", false, "print each record's DICOM audit message, one per line")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print each record as a JSON line")
+	cmd.Flags().BoolVar(&verifyChain, "verify", false, "walk the log's hash chain: report edited, deleted and cut records, print the head")
+	cmd.Flags().StringVar(&expect, "expect", "", "with --verify: SEQ:HASH, a head recorded earlier that the log must still hold")
 	return cmd
 }
 
@@ -194,4 +222,49 @@ func clean(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// verifyAudit walks the chain of the log r and prints what it found and
+// the head; problems give exit status 1.
+func verifyAudit(w io.Writer, r io.Reader, expect *audit.Head, asJSON bool) error {
+	rep, err := audit.VerifyChain(r, expect)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(w, struct {
+			OK bool `json:"ok"`
+			*audit.ChainReport
+		}{rep.OK(), rep}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "audit log head: seq %d hash %s\n", rep.Head.Seq, rep.Head.Hash)
+		fmt.Fprintf(w, "checked %d chained records", rep.Records)
+		if rep.Unchained > 0 {
+			fmt.Fprintf(w, " (and %d older records from before the log was chained, which nothing protects)", rep.Unchained)
+		}
+		fmt.Fprintln(w)
+		if rep.OK() {
+			fmt.Fprintln(w, "OK: no record edited, deleted or cut short; record the head elsewhere to detect a log cut at its end")
+		} else {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PROBLEM\tLINE\tSEQ\tDETAIL")
+			for _, p := range rep.Problems {
+				line, seq := "-", "-"
+				if p.Line > 0 {
+					line = fmt.Sprint(p.Line)
+				}
+				if p.Seq > 0 {
+					seq = fmt.Sprint(p.Seq)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Kind, line, seq, p.Detail)
+			}
+			tw.Flush()
+		}
+	}
+	if !rep.OK() {
+		return &exitError{code: 1, err: fmt.Errorf("audit: %d problem(s) in the log's chain", len(rep.Problems))}
+	}
+	return nil
 }
