@@ -60,7 +60,7 @@ bench-find:
 # The fast row lifts the politeness limits (--rate 0: no connection rate
 # limit, --concurrency 512: all 500 at once), as nmap's NSE runs up to 1000
 # scripts at once with no rate limit; the defaults row is the polite scan.
-SCANBENCH_ARGS ?= -n 500 -runs 3 -defaults -scan-args "--rate 0 --concurrency 512"
+SCANBENCH_ARGS ?= -n 500 -runs 3 -defaults -discovery -scan-args "--rate 0 --concurrency 512"
 bench-scan:
 	cd bench && $(GO) run ./cmd/scanbench $(SCANBENCH_ARGS) -o ../bench-scan-results.md
 	cd bench && $(GO) run ./cmd/scanbench $(SCANBENCH_ARGS) -rtt 50ms -o ../bench-scan-results.md

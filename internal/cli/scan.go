@@ -43,7 +43,7 @@ type scanFlags struct {
 	rate                              float64
 	connectTimeout, assocTimeout      time.Duration
 	dimseTimeout                      time.Duration
-	noRetry                           bool
+	noRetry, discovery                bool
 	httpPorts                         string
 	quiet                             bool
 
@@ -163,6 +163,7 @@ Ctrl-C stops the scan and writes what was found.`,
 	fl.DurationVar(&f.assocTimeout, "associate-timeout", scan.DefaultAssociateTimeout, "wait for the answer to an association request")
 	fl.DurationVar(&f.dimseTimeout, "dimse-timeout", scan.DefaultDIMSETimeout, "bound of each DIMSE exchange (C-ECHO, probes)")
 	fl.BoolVar(&f.noRetry, "no-retry", false, "do not retry an attempt that failed after connecting")
+	fl.BoolVar(&f.discovery, "discovery", false, "sweep mode for large ranges: AE title ladder, TLS, services offered and C-ECHO only; query and retrieve are not probed (unproven where offered); rescan what answered without it")
 	fl.IntVar(&f.maxAttempts, "max-attempts", scan.DefaultMaxAttempts, "associations per service in the AE title ladder")
 	fl.StringVar(&f.httpPorts, "http-ports", joinInts(scan.DefaultHTTPPorts), "ports where Orthanc's REST API is looked for (GET /system); empty: none")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress line")
@@ -287,7 +288,7 @@ func (f *scanFlags) targets(ctx context.Context, args []string, stdin io.Reader)
 // options turns the flags into scanner options.
 func (f *scanFlags) options() (scan.Options, error) {
 	o := scan.Options{Concurrency: f.concurrency, PerHost: f.perHost, Rate: f.rate, ConnectTimeout: f.connectTimeout,
-		AssociateTimeout: f.assocTimeout, DIMSETimeout: f.dimseTimeout, NoRetry: f.noRetry, MaxAttempts: f.maxAttempts}
+		AssociateTimeout: f.assocTimeout, DIMSETimeout: f.dimseTimeout, NoRetry: f.noRetry, Discovery: f.discovery, MaxAttempts: f.maxAttempts}
 	if o.Rate <= 0 {
 		o.Rate = -1
 	}

@@ -75,6 +75,13 @@ type Options struct {
 	AssociateTimeout time.Duration // 0: DefaultAssociateTimeout
 	DIMSETimeout     time.Duration // 0: DefaultDIMSETimeout
 
+	// Discovery limits what is done inside a service a stranger got into
+	// to what a sweep of a large range needs: the services offered and a
+	// C-ECHO, without the query and retrieve probes (query and retrieve
+	// are then "unproven" where offered). A full scan of what answered
+	// follows it.
+	Discovery bool
+
 	// NoRetry turns off the one retry of an attempt that failed after the
 	// connection was made (reset, timeout, transient rejection).
 	NoRetry bool

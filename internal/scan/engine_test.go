@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dicomshield/dicomshield/internal/dicom"
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
 	"github.com/dicomshield/dicomshield/internal/dimse"
 	"github.com/dicomshield/dicomshield/internal/ul"
@@ -211,5 +212,66 @@ func TestMaxProbes(t *testing.T) {
 	}
 	if c := New(Options{}).o.Concurrency; c < 1 || c > DefaultConcurrency {
 		t.Errorf("default concurrency %d", c)
+	}
+}
+
+// TestDiscoveryMode: --discovery does the ladder, the services and a
+// C-ECHO but sends no C-FIND, C-GET or C-MOVE, and says query and
+// retrieve are unproven where offered; the full scan sends them.
+func TestDiscoveryMode(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	for _, tc := range []struct {
+		discovery           bool
+		wantFind, wantMoves bool
+		wantQuery           string
+	}{
+		{discovery: true, wantQuery: ExposureUnproven},
+		{discovery: false, wantFind: true, wantMoves: true},
+	} {
+		var mu sync.Mutex
+		var finds, retrieves, echoes int
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &dimse.Server{
+			Accept: func(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.AssociateRJ) {
+				return dimse.Negotiate(r.RQ, func(string) []string { return probeSyntaxes }), nil, nil
+			},
+			Echo: func(context.Context, *dimse.Request) dimse.Status {
+				mu.Lock()
+				echoes++
+				mu.Unlock()
+				return dimse.Status{}
+			},
+			Find: func(context.Context, *dimse.Request, *dicom.DataSet, func(*dicom.DataSet) error) dimse.Status {
+				mu.Lock()
+				finds++
+				mu.Unlock()
+				return dimse.Status{}
+			},
+			Retrieve: func(context.Context, *dimse.Request, *dicom.DataSet) ([]dimse.Instance, dimse.Status) {
+				mu.Lock()
+				retrieves++
+				mu.Unlock()
+				return nil, dimse.Status{}
+			},
+		}
+		go srv.Serve(l)
+		port := l.Addr().(*net.TCPAddr).Port
+		r := New(Options{Rate: -1, HTTPPorts: []int{}, Discovery: tc.discovery}).Probe(context.Background(),
+			Endpoint{Addr: netip.MustParseAddr("127.0.0.1"), Port: port})
+		srv.Close()
+		mu.Lock()
+		if echoes != 1 || (finds > 0) != tc.wantFind || (retrieves > 0) != tc.wantMoves {
+			t.Errorf("discovery %v: %d C-ECHO, %d C-FIND, %d C-GET/C-MOVE", tc.discovery, echoes, finds, retrieves)
+		}
+		mu.Unlock()
+		if r.Auth != AuthNone || r.Echo != "success" {
+			t.Errorf("discovery %v: auth %s echo %s", tc.discovery, r.Auth, r.Echo)
+		}
+		if tc.wantQuery != "" && (r.Exposure.Query != tc.wantQuery || r.Exposure.Retrieve != tc.wantQuery) {
+			t.Errorf("discovery %v: exposure %+v, want query and retrieve %s", tc.discovery, r.Exposure, tc.wantQuery)
+		}
 	}
 }

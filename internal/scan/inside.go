@@ -51,15 +51,20 @@ func (p *probe) inside(ctx context.Context, cl *dimse.Client, calling, called st
 		r.Echo = "verification not accepted"
 	}
 	var detail []string
-	r.Exposure.Query, detail = p.queryProbe(ctx, cl, accepted, detail)
-	if cl.Association().State() != ul.Sta6 && ctx.Err() == nil {
-		// The query probe ended the association (Orthanc aborts when it
-		// refuses a stranger's C-FIND): a second one for the retrieve probe.
-		if o := p.attempt(ctx, p.tlsOn, calling, called); o.cl != nil {
-			cl = o.cl
+	if p.s.o.Discovery {
+		r.Exposure.Query, detail = offered("query", accepted, detail)
+		r.Exposure.Retrieve, detail = offered("retrieve", accepted, detail)
+	} else {
+		r.Exposure.Query, detail = p.queryProbe(ctx, cl, accepted, detail)
+		if cl.Association().State() != ul.Sta6 && ctx.Err() == nil {
+			// The query probe ended the association (Orthanc aborts when it
+			// refuses a stranger's C-FIND): a second one for the retrieve probe.
+			if o := p.attempt(ctx, p.tlsOn, calling, called); o.cl != nil {
+				cl = o.cl
+			}
 		}
+		r.Exposure.Retrieve, detail = p.retrieveProbe(ctx, cl, accepted, calling, detail)
 	}
-	r.Exposure.Retrieve, detail = p.retrieveProbe(ctx, cl, accepted, calling, detail)
 	r.Exposure.Store = ExposureClosed
 	for _, s := range Services {
 		if s.Kind == "store" && accepted[s.Name] {
@@ -132,6 +137,18 @@ func (p *probe) queryProbe(ctx context.Context, cl *dimse.Client, accepted map[s
 		return err
 	})
 	return verdict("query: C-FIND", err, matches, detail)
+}
+
+// offered is the discovery-mode verdict for a kind of service ("query",
+// "retrieve"): unproven when a stranger was offered one of its contexts,
+// closed otherwise; no probe was sent.
+func offered(kind string, accepted map[string]bool, detail []string) (string, []string) {
+	for _, s := range Services {
+		if s.Kind == kind && accepted[s.Name] {
+			return ExposureUnproven, append(detail, kind+": contexts accepted from a stranger; not probed (--discovery)")
+		}
+	}
+	return ExposureClosed, append(detail, kind+": no "+kind+" context accepted")
 }
 
 // retrieveProbe sends a C-GET (and a C-MOVE to the stranger's own title)

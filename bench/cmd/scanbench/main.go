@@ -45,6 +45,7 @@ func main() {
 	out := flag.String("o", "", "also append the result table to this file")
 	bin := flag.String("dicomshield", "", "dicomshield binary (default: built from ../cmd/dicomshield; run scanbench from bench/)")
 	defaults := flag.Bool("defaults", false, "also run dicomshield scan with its defaults (polite: 300 connections/s), as one more row")
+	discovery := flag.Bool("discovery", false, "also run dicomshield scan --discovery (ladder, TLS, services and C-ECHO; no query/retrieve probes) with -scan-args, as one more row")
 	baseline := flag.String("baseline", "", "a second dicomshield binary, run side by side as one more row (e.g. the main branch's)")
 	scanArgs := flag.String("scan-args", "", "extra arguments for dicomshield scan, space-separated (e.g. \"--rate 0\")")
 	flag.Parse()
@@ -106,6 +107,10 @@ func main() {
 	scanners := []scanner{
 		{"nmap dicom-ping", func() (int, error) { return runNmap(tmp, targets, *port) }},
 		{"dicomshield scan " + *scanArgs, func() (int, error) { return runDicomshield(*bin, tmp, targets, *port, extraArgs) }},
+	}
+	if *discovery {
+		args := append(append([]string(nil), extraArgs...), "--discovery")
+		scanners = append(scanners, scanner{"dicomshield scan " + *scanArgs + " --discovery", func() (int, error) { return runDicomshield(*bin, tmp, targets, *port, args) }})
 	}
 	if *defaults {
 		scanners = append(scanners, scanner{"dicomshield scan (defaults)", func() (int, error) { return runDicomshield(*bin, tmp, targets, *port, nil) }})
