@@ -42,7 +42,7 @@ func putPeer(ctx context.Context, reg *policy.FileRegistry, p policy.Peer) error
 
 // addPeerWithToken registers p without a certificate and prints a
 // one-time enrolment token for it.
-func addPeerWithToken(cmd *cobra.Command, dir string, reg *policy.FileRegistry, ca *pki.CA, cfg *config.Config, p policy.Peer) error {
+func addPeerWithToken(cmd *cobra.Command, dir string, reg *policy.FileRegistry, ca *pki.CA, cfg *config.Config, p policy.Peer, serverName string) error {
 	if err := putPeer(cmd.Context(), reg, p); err != nil {
 		return err
 	}
@@ -58,11 +58,9 @@ func addPeerWithToken(cmd *cobra.Command, dir string, reg *policy.FileRegistry, 
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "registered %s: hosts %s, may %s\n", p.AETitle, joinHosts(p.Hosts), policy.FormatRights(p.Rights))
 	fmt.Fprintf(out, "enrolment token (works once, until %s; treat it as a password):\n  %s\n", expires.Local().Format("2006-01-02 15:04 MST"), tok)
-	server := "ARCHIVE_HOST:2763"
-	if cfg.Enroll.Listen == "" {
-		fmt.Fprintln(out, "note: enrolment is off in the config ([enroll] listen); turn it on before the device enrols")
+	if err := printEnrollServer(out, cfg, serverName); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "on the device: dicomshield enroll --token TOKEN --server %s --out DIR\n", server)
 	fmt.Fprintf(out, "the device then checks the archive's CA against the token: SHA-256 %s\n", ca.Fingerprint())
 	return nil
 }

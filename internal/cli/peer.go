@@ -33,7 +33,7 @@ Changes take effect at once in a running server.`,
 }
 
 func newPeerAddCmd() *cobra.Command {
-	var dir, allow, bundle string
+	var dir, allow, bundle, serverName string
 	var hosts []string
 	var port int
 	var plaintext, requireUser, mayReopen, token bool
@@ -98,7 +98,7 @@ was sealed (tamper.seal_after).`,
 			case token && bundle != "":
 				return errors.New("give --token or --bundle, not both: a token lets the device make its own key, a bundle carries one")
 			case token:
-				return addPeerWithToken(cmd, dir, reg, ca, cfg, policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, RequireUser: requireUser, MayReopen: mayReopen, AddedAt: time.Now()})
+				return addPeerWithToken(cmd, dir, reg, ca, cfg, policy.Peer{AETitle: ae, Hosts: prefixes, Port: port, Rights: rights, Plaintext: plaintext, RequireUser: requireUser, MayReopen: mayReopen, AddedAt: time.Now()}, serverName)
 			case bundle == "":
 				return errors.New("--token or --bundle DIR is required: how the peer gets its certificate")
 			}
@@ -136,6 +136,7 @@ was sealed (tamper.seal_after).`,
 	cmd.Flags().StringVar(&bundle, "bundle", "", "directory to write the peer's ca.pem, certificate and key into")
 	cmd.Flags().BoolVar(&requireUser, "require-user", false, "refuse the peer's associations unless a user authenticates (password or token)")
 	cmd.Flags().BoolVar(&token, "token", false, "print a one-time enrolment token instead of writing a bundle")
+	cmd.Flags().StringVar(&serverName, "server-name", "", "with --token: the host (or host:port) the device reaches the enrolment server at, for the printed command")
 	return cmd
 }
 
