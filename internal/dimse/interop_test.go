@@ -702,8 +702,8 @@ func TestInteropGetSCU(t *testing.T) {
 	dicomtest.RequireDCMTK(t, "getscu")
 	// getscu proposes each storage class with explicit VR LE, big endian
 	// and implicit VR LE in one context (its +xi option, in 3.6.7, makes
-	// it propose explicit VR LE only), and the server does not transcode:
-	// the SCP's preference picks the syntax the instances are held in.
+	// it propose explicit VR LE only); the SCP's preference picks the
+	// syntax the instances are held in, so none needs re-encoding.
 	for i, ts := range []dicom.TransferSyntax{dicom.ExplicitVRLittleEndian, dicom.ImplicitVRLittleEndian} {
 		t.Run(ts.Name, func(t *testing.T) {
 			insts := retrieveSet(t, ts, i+1)

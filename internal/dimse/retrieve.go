@@ -111,18 +111,13 @@ type getStorer struct{ ss *session }
 
 func (g *getStorer) store(ctx context.Context, inst Instance) (uint16, error) {
 	c := g.ss.c
-	var ctxID byte
-	for id, pc := range c.contexts {
-		if pc.abstract == inst.SOPClassUID && pc.ts == inst.TransferSyntax && g.scpRole(inst.SOPClassUID) {
-			ctxID = id
-			break
-		}
-	}
+	ctxID, ts, st := chooseContext(c.contexts, inst.SOPClassUID, inst.TransferSyntax, g.scpRole)
 	if ctxID == 0 {
-		return StatusSOPClassNotSupported, nil
+		return st, nil
 	}
-	rc, err := inst.Open()
+	rc, err := openAs(inst, ts)
 	if err != nil {
+		g.ss.log.Info("C-GET sub-operation not attempted", "sop_class", inst.SOPClassUID, "err", err)
 		return StatusProcessingFailure, nil
 	}
 	defer rc.Close()
@@ -169,18 +164,7 @@ type moveStorer struct {
 
 func (m *moveStorer) connect(ctx context.Context, insts []Instance) error {
 	opts := m.dest.Options
-	seen := map[[2]string]bool{}
-	for _, in := range insts {
-		k := [2]string{in.SOPClassUID, in.TransferSyntax}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		opts.Contexts = append(opts.Contexts, Proposal{AbstractSyntax: in.SOPClassUID, TransferSyntaxes: []string{in.TransferSyntax}})
-		if len(opts.Contexts) == ul.DefaultMaxPresentationContexts {
-			break
-		}
-	}
+	opts.Contexts = moveProposals(insts)
 	cl, err := Dial(ctx, m.dest.Addr, &opts)
 	if err != nil {
 		return err
@@ -189,8 +173,39 @@ func (m *moveStorer) connect(ctx context.Context, insts []Instance) error {
 	return nil
 }
 
+// moveProposals lists the contexts proposed to a C-MOVE destination: one
+// per SOP class and syntax the instances are held in, so each can go as
+// it is, then per SOP class with an instance in a native syntax one more
+// with fallbackSyntaxes, for a destination that takes none of those as
+// they are. Exact contexts come first when the PS3.8 limit cuts the list.
+func moveProposals(insts []Instance) []Proposal {
+	var exact, fallback []Proposal
+	seen := map[[2]string]bool{}
+	for _, in := range insts {
+		k := [2]string{in.SOPClassUID, in.TransferSyntax}
+		if !seen[k] {
+			seen[k] = true
+			exact = append(exact, Proposal{AbstractSyntax: in.SOPClassUID, TransferSyntaxes: []string{in.TransferSyntax}})
+		}
+		k = [2]string{in.SOPClassUID, ""}
+		if isNative(in.TransferSyntax) && !seen[k] {
+			seen[k] = true
+			fallback = append(fallback, Proposal{AbstractSyntax: in.SOPClassUID, TransferSyntaxes: fallbackSyntaxes})
+		}
+	}
+	out := append(exact, fallback...)
+	if len(out) > ul.DefaultMaxPresentationContexts {
+		out = out[:ul.DefaultMaxPresentationContexts]
+	}
+	return out
+}
+
 func (m *moveStorer) store(ctx context.Context, inst Instance) (uint16, error) {
-	rc, err := inst.Open()
+	ctxID, ts, st := chooseContext(m.cl.c.contexts, inst.SOPClassUID, inst.TransferSyntax, func(string) bool { return true })
+	if ctxID == 0 {
+		return st, nil
+	}
+	rc, err := openAs(inst, ts)
 	if err != nil {
 		return StatusProcessingFailure, nil
 	}
@@ -198,7 +213,7 @@ func (m *moveStorer) store(ctx context.Context, inst Instance) (uint16, error) {
 	// The operation's end (cancel, association gone, server closing)
 	// interrupts a destination that does not answer.
 	defer m.cl.watch(ctx)()
-	st, err := m.cl.store(ctx, inst.SOPClassUID, inst.SOPInstanceUID, inst.TransferSyntax, rc, &Command{
+	st, err = m.cl.store(ctx, inst.SOPClassUID, inst.SOPInstanceUID, ts, rc, &Command{
 		MoveOriginatorAE: m.originAE, MoveOriginatorID: m.originID, HasMoveOriginator: true})
 	if err != nil {
 		if _, ok := err.(*noContextError); ok {
