@@ -103,7 +103,8 @@ func (p *Plan) Fields() []Field { return p.fields }
 //   - A UI value with several values ('\' separated) is a list of UIDs,
 //     matching any of them; so is a list for the multi-valued aggregates
 //     (ModalitiesInStudy: a study matches when one of its series has one of
-//     the modalities).
+//     the modalities). Empty items match nothing; a list of only empty
+//     items ("\") is refused (ErrInvalid), never universal.
 //   - Any other value is Single Value Matching: exact and case-sensitive,
 //     except PN, which is matched case-insensitively (see FoldPN), with or
 //     without wild cards. A '\' in a single-valued key is part of the
@@ -171,7 +172,9 @@ func CompileRetrieve(q *Query) (*Plan, error) {
 			if vals, err = keyValues(a, e, dec); err != nil {
 				return nil, err
 			}
-			vals = nonEmpty(vals)
+			if vals, err = listValues(a, vals); err != nil {
+				return nil, err
+			}
 		}
 		if len(vals) == 0 {
 			if a.Level == p.Level {
@@ -239,15 +242,24 @@ func keyValues(a *Attr, e *dicom.Element, dec *charset.Decoder) ([]string, error
 	return vals, nil
 }
 
-// nonEmpty drops the empty values of a list.
-func nonEmpty(vals []string) []string {
+// listValues returns the values of a list key without its empty items.
+// PS3.4 C.2.2.2.2 has each item of a list hold one value, and only a
+// zero-length key is universal (C.2.2.2.3): an empty item is no value and
+// matches nothing, so dropping it changes no answer. A key of nothing but
+// empty items ("\", "\\") is a list that can match nothing; it is
+// refused as an invalid identifier rather than read as universal, which
+// would answer it with everything.
+func listValues(a *Attr, vals []string) ([]string, error) {
 	var out []string
 	for _, v := range vals {
 		if v != "" {
 			out = append(out, v)
 		}
 	}
-	return out
+	if len(out) == 0 && len(vals) > 1 {
+		return nil, fmt.Errorf("%w: %s is a list of empty values", ErrInvalid, a.Keyword)
+	}
+	return out, nil
 }
 
 // compileKey returns the match for one supported key, or nil for
@@ -262,9 +274,8 @@ func compileKey(a *Attr, e *dicom.Element, dec *charset.Decoder) (*Match, error)
 		return nil, nil
 	}
 	if a.VR == dicom.UI || a.Aggregate {
-		// Lists: empty values stand for nothing.
-		if vals = nonEmpty(vals); len(vals) == 0 {
-			return nil, nil
+		if vals, err = listValues(a, vals); err != nil {
+			return nil, err
 		}
 	}
 	if raw == `""` && emptyMatchVR(a.VR) {

@@ -30,6 +30,8 @@ func TestCompileKeys(t *testing.T) {
 		{"PN folded", dicom.TagPatientName, dicom.PN, "smith^john^^", &Match{Kind: MatchSingle, Folded: true, Values: []string{"SMITH^JOHN"}}},
 		{"PN wildcard", dicom.TagPatientName, dicom.PN, "smi*", &Match{Kind: MatchWildcard, Folded: true, Values: []string{"SMI*"}}},
 		{"UID list", dicom.TagStudyInstanceUID, dicom.UI, `1.2\\1.3`, &Match{Kind: MatchSingle, Values: []string{"1.2", "1.3"}}},
+		{"UID list with an empty item", dicom.TagStudyInstanceUID, dicom.UI, `1.2\`, &Match{Kind: MatchSingle, Values: []string{"1.2"}}},
+		{"UID padded empty", dicom.TagStudyInstanceUID, dicom.UI, "\x00", nil},
 		{"UID star is literal", dicom.TagStudyInstanceUID, dicom.UI, "1.2.*", &Match{Kind: MatchSingle, Values: []string{"1.2.*"}}},
 		{"IS no wildcard", TagSeriesNumber, dicom.IS, "1?", &Match{Kind: MatchSingle, Values: []string{"1?"}}},
 		{"date", TagStudyDate, dicom.DA, "20240101", &Match{Kind: MatchSingle, Values: []string{"20240101"}}},
@@ -79,6 +81,10 @@ func TestCompileErrors(t *testing.T) {
 		{"long range bound", &Query{Level: "STUDY", Identifier: one(TagStudyDate, dicom.DA, "202401011-")}},
 		{"patient level in study root", &Query{Level: "PATIENT", Identifier: &dicom.DataSet{}}},
 		{"lower case level", &Query{Level: "study", Identifier: &dicom.DataSet{}}},
+		// A list of empty values (PS3.4 C.2.2.2.2) is not universal matching.
+		{"lone backslash UID", &Query{Level: "STUDY", Identifier: one(dicom.TagStudyInstanceUID, dicom.UI, `\`)}},
+		{"backslashes UID", &Query{Level: "IMAGE", Identifier: one(dicom.TagSOPInstanceUID, dicom.UI, `\\`)}},
+		{"lone backslash modalities", &Query{Level: "STUDY", Identifier: one(TagModalitiesInStudy, dicom.CS, `\`)}},
 	} {
 		if _, err := Compile(tc.q); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", tc.name, err)
@@ -114,5 +120,51 @@ func TestLevels(t *testing.T) {
 		if err != nil || l != Level(i) || l.String() != n {
 			t.Errorf("ParseLevel(%q) = %v, %v", n, l, err)
 		}
+	}
+}
+
+// TestCompileRetrieveLists: the unique keys of a C-GET/C-MOVE identifier
+// as lists (PS3.4 C.2.2.2.2): empty items are dropped, a list of only empty
+// items is refused wherever it stands, a zero-length key above the level
+// restricts nothing.
+func TestCompileRetrieveLists(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		level   string
+		keys    map[dicom.Tag]string
+		want    map[Field][]string // nil with wantErr
+		wantErr bool
+	}{
+		{"one study", "STUDY", map[dicom.Tag]string{dicom.TagStudyInstanceUID: "1.2"}, map[Field][]string{FieldStudyInstanceUID: {"1.2"}}, false},
+		{"study list", "STUDY", map[dicom.Tag]string{dicom.TagStudyInstanceUID: `1.2\1.3`}, map[Field][]string{FieldStudyInstanceUID: {"1.2", "1.3"}}, false},
+		{"empty item dropped", "STUDY", map[dicom.Tag]string{dicom.TagStudyInstanceUID: `\1.3`}, map[Field][]string{FieldStudyInstanceUID: {"1.3"}}, false},
+		{"lone backslash at the level", "STUDY", map[dicom.Tag]string{dicom.TagStudyInstanceUID: `\`}, nil, true},
+		{"lone backslash above the level", "SERIES", map[dicom.Tag]string{dicom.TagStudyInstanceUID: `\`, dicom.TagSeriesInstanceUID: "1.2.1"}, nil, true},
+		{"zero-length key above the level", "SERIES", map[dicom.Tag]string{dicom.TagStudyInstanceUID: "", dicom.TagSeriesInstanceUID: "1.2.1"}, map[Field][]string{FieldSeriesInstanceUID: {"1.2.1"}}, false},
+		{"missing key at the level", "SERIES", map[dicom.Tag]string{dicom.TagStudyInstanceUID: "1.2"}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := &dicom.DataSet{}
+			for tag, v := range tc.keys {
+				id.Set(dicom.NewText(tag, dicom.UI, v))
+			}
+			p, err := CompileRetrieve(&Query{Level: tc.level, Identifier: id})
+			if tc.wantErr {
+				if !errors.Is(err, ErrInvalid) {
+					t.Fatalf("got %v, %v; want ErrInvalid", p, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[Field][]string{}
+			for _, m := range p.Matches {
+				got[m.Attr.Field] = m.Values
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("matches %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
