@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -45,7 +48,7 @@ func closeAll(ls ...net.Listener) {
 }
 
 func newServeCmd() *cobra.Command {
-	var dir, listenTLS, listen, listenEnroll, logFormat string
+	var dir, listenTLS, listen, listenEnroll, logFormat, logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the archive: DICOM over TLS, registered peers only",
@@ -63,12 +66,25 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
   dicomshield serve --listen 127.0.0.1:11112   # plain DICOM for legacy peers`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			var h slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})
-			if logFormat == "json" {
-				h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})
+			// Signals are caught from the start: a SIGTERM while the
+			// archive opens still stops it gracefully (Serve returns at
+			// once), where the default action killed the process.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			logCfg, err := serveLogConfig(dir)
+			if err != nil {
+				return err
 			}
-			log := slog.New(h)
+			if cmd.Flags().Changed("log-format") {
+				logCfg.Format = logFormat
+			}
+			if cmd.Flags().Changed("log-level") {
+				logCfg.Level = logLevel
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), logCfg)
+			if err != nil {
+				return err
+			}
 			a, setup, err := archive.Open(dir, log)
 			if err != nil {
 				return err
@@ -141,8 +157,6 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 			} else {
 				fmt.Fprintf(out, "%d registered peers\n", len(peers))
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			enrollDone := make(chan error, 1)
 			if enrollL != nil {
 				go func() { enrollDone <- a.ServeEnroll(ctx, enrollL) }()
@@ -162,7 +176,8 @@ SIGTERM or Ctrl-C stops accepting, lets in-flight operations finish for up to
 	cmd.Flags().StringVar(&listenTLS, "listen-tls", config.Default().ListenTLS, "address for DICOM over TLS (overrides the config)")
 	cmd.Flags().StringVar(&listen, "listen", "", "address for plain DICOM, off by default (overrides the config)")
 	cmd.Flags().StringVar(&listenEnroll, "listen-enroll", config.Default().Enroll.Listen, `address for certificate enrolment over HTTPS (overrides the config; "" turns it off)`)
-	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logFormat, "log-format", "", `log format: "text" or "json" (overrides the config's [log] format)`)
+	cmd.Flags().StringVar(&logLevel, "log-level", "", `least log level: "debug", "info", "warn" or "error" (overrides the config's [log] level)`)
 	return cmd
 }
 
@@ -173,4 +188,38 @@ func enrollPort(listen string) string {
 		return port
 	}
 	return "2763"
+}
+
+// serveLogConfig returns the [log] section of the configuration in dir,
+// read before the archive opens so that what Open logs (recovery) is
+// already in the configured format; the defaults when there is no
+// configuration yet (Open then writes them). A configuration that does
+// not load is the error Open would give.
+func serveLogConfig(dir string) (config.Log, error) {
+	c, err := config.Load(config.Path(dir))
+	switch {
+	case err == nil:
+		return c.Log, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return config.Default().Log, nil
+	}
+	return config.Log{}, err
+}
+
+// newLogger builds serve's logger from a [log] section (flags already
+// applied).
+func newLogger(w io.Writer, c config.Log) (*slog.Logger, error) {
+	levels := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+	level, ok := levels[c.Level]
+	if !ok {
+		return nil, fmt.Errorf("log level %q: use \"debug\", \"info\", \"warn\" or \"error\"", c.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use \"text\" or \"json\"", c.Format)
 }

@@ -138,7 +138,8 @@ version; another address also requires "metrics-public" in accept_risk.`,
 Empty by default: nothing risky is allowed.`,
 		"accept_risk", quoteArray(c.AcceptRisk))
 
-	table(`How the server logs. Logs never contain patient data.`, "log")
+	table(`How the server logs (to standard error). Logs never contain patient
+data. "serve --log-format" and "--log-level" override these.`, "log")
 	opt(`"text" is easy to read on a console; "json" suits log collectors.`,
 		"format", quote(c.Log.Format))
 	opt(`"info" records each association and every problem; "debug" adds the
