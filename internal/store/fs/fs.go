@@ -5,6 +5,35 @@
 // committed blob survives a crash and an unfinished one is never visible
 // under a key. Recover deletes what a crash left in DIR/tmp/.
 //
+// # What Commit syncs, and why no more
+//
+// Each sync is a journal commit and a device cache flush, the largest part
+// of the time an instance takes to store; Commit makes as few as the
+// guarantee needs and orders them so that the file system can merge them:
+//
+//  1. fdatasync of the blob, before it is renamed: the content (and the
+//     size and block map needed to read it back) is on disk before any
+//     name points at it, so a key never names an incomplete file. The
+//     timestamps it leaves unsynced do not matter; the mode and owner were
+//     set by the create, which marks the whole inode dirty for fdatasync
+//     (Linux: mark_inode_dirty sets I_DIRTY_DATASYNC).
+//  2. The missing fan-out directories are made and the blob is renamed,
+//     with no sync in between: nothing reads the new entries before
+//     Commit returns, so they only need to be durable by then.
+//  3. fsync of the blob's directory (always: a rename is a change to the
+//     directory, and until it is durable a crash can put the blob back in
+//     tmp/, where Recover deletes it, while the index row written after
+//     Commit survives), then of each parent whose new child this Commit
+//     saw. On a journaling file system the first of these commits the
+//     mkdirs and the rename together and the others find nothing left to
+//     commit; on any file system each is still synced before Commit
+//     returns, which is all the caller relies on.
+//
+// The 256 first-level directories are made (and the root synced once) by
+// Open, so that a new archive's first few hundred blobs do not each pay a
+// directory creation, the costliest metadata operation there is (ext4
+// spreads top-level directories across block groups).
+//
 // Paths are built only from hashes this package computed (or, for Open,
 // Remove and Exists, from keys checked to be 64 lower-case hex digits),
 // never from anything a peer sent. Files are created 0600 and directories
@@ -26,7 +55,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/dicomshield/dicomshield/internal/store"
 )
@@ -52,9 +83,32 @@ func init() {
 // Blobs is a store.Blobs on a directory. It is safe for concurrent use.
 type Blobs struct {
 	root string
-	// mkdirMu serialises the creation of fan-out directories, so that two
-	// commits into a new directory do not race on its parent's sync.
-	mkdirMu sync.Mutex
+	// durable has a bit per second-level fan-out directory (the first four
+	// hex digits of a key) that is known to exist with its link in its
+	// parent and the parent's in the root synced. Until its bit is set,
+	// every Commit into a directory syncs the parents itself, even when
+	// another Commit made the directory: seeing that a directory exists
+	// does not tell that its creator's sync has finished.
+	durable [1 << 16 / 64]atomic.Uint64
+}
+
+func (b *Blobs) isDurable(i int) bool { return b.durable[i/64].Load()&(1<<(i%64)) != 0 }
+func (b *Blobs) setDurable(i int)     { b.durable[i/64].Or(1 << (i % 64)) }
+func (b *Blobs) clearDurable(i int)   { b.durable[i/64].And(^uint64(1 << (i % 64))) }
+
+// fanoutIndex is the number of the second-level directory of a valid key.
+func fanoutIndex(key string) int {
+	n := 0
+	for i := 0; i < 4; i++ {
+		c := key[i]
+		if c >= 'a' {
+			c -= 'a' - 10
+		} else {
+			c -= '0'
+		}
+		n = n<<4 | int(c)
+	}
+	return n
 }
 
 var _ store.Blobs = (*Blobs)(nil)
@@ -74,7 +128,40 @@ func Open(dir string) (*Blobs, error) {
 	if err := os.MkdirAll(filepath.Join(abs, tmpDir), dirMode); err != nil {
 		return nil, fmt.Errorf("fs: %w", err)
 	}
+	if err := makeFirstLevel(abs); err != nil {
+		return nil, err
+	}
 	return &Blobs{root: abs}, nil
+}
+
+// makeFirstLevel makes the missing first-level fan-out directories 00 to
+// ff and then syncs the root, so that Commit never has to make or sync
+// one. It costs one directory listing when they are all there.
+func makeFirstLevel(root string) error {
+	names, err := readDirNames(root)
+	if err != nil {
+		return fmt.Errorf("fs: %w", err)
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	const hexDigits = "0123456789abcdef"
+	made := false
+	for i := 0; i < 256; i++ {
+		n := string([]byte{hexDigits[i>>4], hexDigits[i&15]})
+		if have[n] {
+			continue
+		}
+		if err := os.Mkdir(filepath.Join(root, n), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("fs: %w", err)
+		}
+		made = true
+	}
+	if made {
+		return syncDir(root)
+	}
+	return nil
 }
 
 // Root returns the directory the store is in.
@@ -107,6 +194,8 @@ func (b *Blobs) checked(key string) (string, error) {
 
 // Create starts a blob in the scratch directory.
 func (b *Blobs) Create() (store.BlobWriter, error) {
+	// The scratch file needs no sync of tmp/: its name there is never
+	// relied on (a crash leaves it for Recover, or loses it).
 	f, err := os.CreateTemp(filepath.Join(b.root, tmpDir), "blob-*")
 	if err != nil {
 		return nil, fmt.Errorf("fs: create: %w", err)
@@ -251,45 +340,70 @@ func readDirNames(dir string) ([]string, error) {
 	return names, nil
 }
 
-// mkdirs creates the fan-out directories of p (mode 0700), syncing each
-// parent that gained an entry.
-func (b *Blobs) mkdirs(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
-		return nil
+// mkdirs makes the fan-out directory dir (mode 0700) when missing, and its
+// parent when that is missing too (Open makes the parents, so this is a
+// store whose directories were removed while it ran), without syncing
+// anything: Commit syncs after its rename. It reports whether it made the
+// parent, whose entry in the root then needs a sync.
+func mkdirs(dir string) (madeParent bool, err error) {
+	err = os.Mkdir(dir, dirMode)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.Mkdir(filepath.Dir(dir), dirMode); err == nil {
+			madeParent = true
+		} else if !errors.Is(err, fs.ErrExist) {
+			return false, err
+		}
+		err = os.Mkdir(dir, dirMode)
 	}
-	b.mkdirMu.Lock()
-	defer b.mkdirMu.Unlock()
-	parent := filepath.Dir(dir)
-	for _, d := range []string{parent, dir} {
-		err := os.Mkdir(d, dirMode)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return madeParent, err
 	}
-	return nil
+	return madeParent, nil
 }
 
 // syncDir makes a directory's entries (a rename, a new file, a removal)
-// durable.
+// durable. It uses the system calls directly: os.Open would also try to
+// register the descriptor with the poller, four more calls per sync.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("fs: %w", err)
+		return fmt.Errorf("fs: open %s: %w", dir, err)
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = ignoringEINTR(func() error { return unix.Fsync(fd) })
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("fs: sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// fdatasync flushes f's data and the metadata needed to read it back (see
+// the package comment for why that is enough for a new blob).
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = ignoringEINTR(func() error { return unix.Fdatasync(int(fd)) })
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // writer is a blob being written in the scratch directory.
@@ -321,8 +435,9 @@ func (w *writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Commit syncs the file, moves it under its hash and syncs the directory.
-// If a blob with that hash is already there (same content: the name is its
+// Commit syncs the file, moves it under its hash and syncs the directory
+// (the package comment gives the order and why each sync is needed). If a
+// blob with that hash is already there (same content: the name is its
 // hash) the new copy is dropped, unless the stored one has another size,
 // which only damage explains: it is then replaced.
 func (w *writer) Commit() (string, int64, error) {
@@ -338,14 +453,20 @@ func (w *writer) Commit() (string, int64, error) {
 	key := hex.EncodeToString(w.h.Sum(nil))
 	dst := w.b.path(key)
 	if st, err := os.Lstat(dst); err == nil && st.Mode().IsRegular() && st.Size() == w.n {
-		// Already stored: the name is the content's hash.
+		// Already stored: the name is the content's hash. Its entry may be
+		// another Commit's that has not synced yet, so sync it here too
+		// before the caller indexes it.
 		w.f.Close()
 		if err := os.Remove(tmp); err != nil {
 			return "", 0, fmt.Errorf("fs: commit: %w", err)
 		}
+		if err := w.b.syncPlace(key, w.b.isDurable(fanoutIndex(key)), false); err != nil {
+			return "", 0, fmt.Errorf("fs: commit: %w", err)
+		}
 		return key, w.n, nil
 	}
-	if err := w.f.Sync(); err != nil {
+	// 1. The content, before any name points at it.
+	if err := fdatasync(w.f); err != nil {
 		w.f.Close()
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("fs: commit: %w", err)
@@ -354,18 +475,60 @@ func (w *writer) Commit() (string, int64, error) {
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("fs: commit: %w", err)
 	}
-	if err := w.b.mkdirs(filepath.Dir(dst)); err != nil {
+	// 2. Directories and rename, unsynced for now.
+	fi := fanoutIndex(key)
+	known := w.b.isDurable(fi)
+	var madeParent bool
+	var err error
+	if !known {
+		if madeParent, err = mkdirs(filepath.Dir(dst)); err != nil {
+			os.Remove(tmp)
+			return "", 0, fmt.Errorf("fs: commit: %w", err)
+		}
+	}
+	err = os.Rename(tmp, dst)
+	if err != nil && known && errors.Is(err, fs.ErrNotExist) {
+		// The directory was removed behind our back: make it again.
+		w.b.clearDurable(fi)
+		known = false
+		if madeParent, err = mkdirs(filepath.Dir(dst)); err == nil {
+			err = os.Rename(tmp, dst)
+		}
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("fs: commit: %w", err)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return "", 0, fmt.Errorf("fs: commit: %w", err)
-	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	// 3. The syncs that make the new entries durable.
+	if err := w.b.syncPlace(key, known, madeParent); err != nil {
 		return "", 0, err
 	}
 	return key, w.n, nil
+}
+
+// syncPlace syncs the directory of key's blob and, unless the directory is
+// known to be durable, its parent, and the root when madeParent says the
+// parent is new, deepest first (see the package comment); it then records
+// the directory as durable. A first-level directory that was not made here
+// was made by Open, which synced the root after it.
+func (b *Blobs) syncPlace(key string, known, madeParent bool) error {
+	dir := filepath.Join(b.root, key[0:2], key[2:4])
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if known {
+		return nil
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if madeParent {
+		if err := syncDir(b.root); err != nil {
+			return err
+		}
+	}
+	b.setDurable(fanoutIndex(key))
+	return nil
 }
 
 // Abort closes and deletes the scratch file.

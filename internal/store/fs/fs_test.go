@@ -108,6 +108,7 @@ func TestListSkipsStrangers(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "00", "00", other), nil, 0o600)
 	os.WriteFile(filepath.Join(dir, "00", "00", "notakey"), nil, 0o600)
 	os.Mkdir(filepath.Join(dir, "00", "00", strings.Repeat("00", 32)), 0o700)
+	os.Remove(filepath.Join(dir, "ff")) // made by Open (empty unless key is ff...)
 	os.WriteFile(filepath.Join(dir, "ff"), nil, 0o600)
 	os.Mkdir(filepath.Join(dir, "XY"), 0o700)
 	var got []string
@@ -132,5 +133,61 @@ func TestOpenByURL(t *testing.T) {
 		if _, err := store.OpenBlobs(u); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("OpenBlobs(%q): %v, want ErrInvalid", u, err)
 		}
+	}
+}
+
+func TestFirstLevelMadeByOpen(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := fanout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 256 || ents[0] != "00" || ents[255] != "ff" {
+		t.Fatalf("first level after Open: %d directories (%v...)", len(ents), ents[:min(3, len(ents))])
+	}
+}
+
+func TestFanoutIndex(t *testing.T) {
+	for key, want := range map[string]int{
+		strings.Repeat("0", 64):          0,
+		"abcd" + strings.Repeat("0", 60): 0xabcd,
+		strings.Repeat("f", 64):          0xffff,
+		"0a9f" + strings.Repeat("1", 60): 0x0a9f,
+	} {
+		if got := fanoutIndex(key); got != want {
+			t.Errorf("fanoutIndex(%.4s...) = %#x, want %#x", key, got, want)
+		}
+	}
+}
+
+// A fan-out directory removed while the store is open (by hand, or by a
+// restore) is made again by the next Commit into it.
+func TestCommitRemakesRemovedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func() string {
+		w, _ := b.Create()
+		w.Write([]byte("same content"))
+		key, _, err := w.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	key := put()
+	if err := os.RemoveAll(filepath.Join(dir, key[:2])); err != nil {
+		t.Fatal(err)
+	}
+	if got := put(); got != key {
+		t.Fatalf("key %s, then %s", key, got)
+	}
+	if ok, err := b.Exists(key); !ok || err != nil {
+		t.Fatalf("Exists after the directory was removed and the blob stored again: %v, %v", ok, err)
 	}
 }
