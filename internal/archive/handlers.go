@@ -233,7 +233,7 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 		a.Logger.Info("store refused: data set could not be decoded", "calling_ae", peer.AETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, Comment: "data set could not be decoded"}, nil
 	}
-	if _, err := io.Copy(bw, data); err != nil {
+	if _, err := io.Copy(blobSink{bw: bw, w: w}, data); err != nil {
 		a.Logger.Info("store: transfer ended early", "calling_ae", peer.AETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusProcessingFailure}, nil
 	}
@@ -272,6 +272,31 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 		a.Logger.Error("store: index", "err", err)
 		return dimse.Status{Code: dimse.StatusOutOfResources}, inst
 	}
+}
+
+// directWrite is the fragment size from which the rest of a data set goes
+// to the blob writer as it arrives rather than through the 256 KiB
+// buffer: a PDV of 64 KiB or more (DCMTK sends 128 KiB) is already a good
+// write, and copying it into the buffer first would cost a pass over every
+// byte. Smaller fragments (a peer that sends 16 KiB PDUs) are still
+// gathered into large writes.
+const directWrite = 64 << 10
+
+// blobSink writes large fragments straight to the blob (after what the
+// buffer holds, so the order is kept) and small ones through the buffer.
+type blobSink struct {
+	bw *bufio.Writer
+	w  io.Writer
+}
+
+func (s blobSink) Write(p []byte) (int, error) {
+	if len(p) < directWrite {
+		return s.bw.Write(p)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return 0, err
+	}
+	return s.w.Write(p)
 }
 
 // removeUnreferenced deletes a blob no index row refers to.

@@ -243,6 +243,31 @@ func (r *dataReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo hands w each fragment as it arrives, so that io.Copy passes the
+// association's receive buffer to w instead of copying it through a buffer
+// of its own. w must not keep the slice (io.Writer's rule): it is
+// overwritten by the next PDU.
+func (r *dataReader) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		for len(r.cur) == 0 {
+			if r.err != nil {
+				return n, r.err
+			}
+			if r.last {
+				return n, nil
+			}
+			r.next()
+		}
+		m, err := w.Write(r.cur)
+		n += int64(m)
+		r.cur = r.cur[m:]
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 // next takes the next fragment into cur, or records why there is none.
 func (r *dataReader) next() {
 	v, err := r.c.nextPDV()
