@@ -65,6 +65,8 @@ func (a *Archive) guardListeners(tlsL, plainL net.Listener) (net.Listener, net.L
 // from our own limits (too many associations for the peer) or a passing
 // fault (the peer registry unreadable), not from what the peer sent.
 func (a *Archive) notEstablished(remote net.Addr, err error) {
+	// Accepted by accept, but the A-ASSOCIATE-AC never got through.
+	a.slotNotEstablished(remote)
 	var rj *ul.RejectedError
 	if errors.As(err, &rj) && rj.RJ.Result == ul.RejectTransient {
 		return

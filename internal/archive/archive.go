@@ -74,6 +74,9 @@ type Archive struct {
 	mu      sync.Mutex
 	servers []*dimse.Server
 	perPeer map[string]int
+	// pending holds the slots of associations accept let in that are not
+	// established yet, by remote address (slots.go).
+	pending map[string]*slot
 	metrics *metrics
 	guard   *abuse.Guard
 }
@@ -127,7 +130,7 @@ func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 		return nil, nil, err
 	}
 	a := &Archive{Dir: dir, Identity: auth, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger, Audit: audit.Discard{},
-		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}, metrics: newMetrics()}
+		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}, pending: map[string]*slot{}, metrics: newMetrics()}
 	if err := a.recover(context.Background()); err != nil {
 		ix.Close()
 		return nil, nil, fmt.Errorf("archive: recovery: %w", err)
@@ -334,26 +337,22 @@ func (a *Archive) newServer(tc *tls.Config) *dimse.Server {
 	return s
 }
 
-// connState counts open associations per peer for the per-peer limit,
-// and records the association's transfers in the audit trail when it
-// ends.
+// connState counts open associations, gives an association's per-peer
+// slot back when it ends (slots.go), and records its transfers in the
+// audit trail.
 func (a *Archive) connState(as *dimse.Assoc, open bool) {
 	if !open {
 		if m := a.transfers.take(as); len(m) > 0 {
 			a.recordTransfers(as, m)
 		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	key := strings.TrimSpace(as.CallingAE)
 	if open {
 		a.metrics.assocOpen.Add(1)
-	} else {
-		a.metrics.assocOpen.Add(-1)
+		a.slotEstablished(as.RemoteAddr)
+		return
 	}
-	if open {
-		a.perPeer[key]++
-	} else if a.perPeer[key]--; a.perPeer[key] <= 0 {
-		delete(a.perPeer, key)
+	a.metrics.assocOpen.Add(-1)
+	if s, _ := as.Values.(*session); s != nil && s.slot != nil {
+		s.slot.release()
 	}
 }

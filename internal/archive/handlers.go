@@ -87,19 +87,23 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		a.metrics.assocRefused.Add(1)
 		return nil, nil, &ul.AssociateRJ{Result: result, Source: ul.SourceServiceUser, Reason: d.RejectReason}
 	}
-	if max := a.Config.Limits.MaxAssociationsPerPeer; max > 0 {
-		a.mu.Lock()
-		n := a.perPeer[d.Peer.AETitle]
-		a.mu.Unlock()
-		if n >= max {
-			ev.Kind, ev.Outcome, ev.Peer = audit.AssocRefused, audit.MinorFailure, d.Peer.AETitle
-			ev.Description = fmt.Sprintf("peer already has %d associations open, the most allowed", n)
-			a.Audit.Record(ev)
-			a.Logger.Warn("association refused: peer has too many open", "calling_ae", d.Peer.AETitle, "open", n)
-			a.metrics.assocRefused.Add(1)
-			return nil, nil, &ul.AssociateRJ{Result: ul.RejectTransient, Source: ul.SourceServiceProviderPresenta, Reason: ul.ReasonLocalLimitExceeded}
-		}
+	sl, n := a.reserveSlot(d.Peer.AETitle, a.Config.Limits.MaxAssociationsPerPeer)
+	if sl == nil {
+		ev.Kind, ev.Outcome, ev.Peer = audit.AssocRefused, audit.MinorFailure, d.Peer.AETitle
+		ev.Description = fmt.Sprintf("peer already has %d associations open, the most allowed", n)
+		a.Audit.Record(ev)
+		a.Logger.Warn("association refused: peer has too many open", "calling_ae", d.Peer.AETitle, "open", n)
+		a.metrics.assocRefused.Add(1)
+		return nil, nil, &ul.AssociateRJ{Result: ul.RejectTransient, Source: ul.SourceServiceProviderPresenta, Reason: ul.ReasonLocalLimitExceeded}
 	}
+	// The slot is held from here: given back below if accept refuses or
+	// fails, else when the association ends or never comes to be.
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			sl.release()
+		}
+	}()
 	sess, respond, rj := a.authenticate(r, d.Peer, req.Remote)
 	if rj != nil {
 		ev.Kind, ev.Outcome, ev.Peer = audit.AssocRefused, audit.MinorFailure, d.Peer.AETitle
@@ -131,6 +135,9 @@ func (a *Archive) accept(r *dimse.AssocRequest) (*ul.AssociateAC, any, *ul.Assoc
 		// tells the requestor its identity was accepted.
 		ac.User.HasIdentityResp = true
 	}
+	sess.slot = sl
+	a.holdSlot(r.Conn.RemoteAddr(), sl)
+	handedOver = true
 	ev.Kind, ev.Peer, ev.User = audit.AssocAccepted, peer.AETitle, sess.user
 	a.Audit.Record(ev)
 	a.metrics.assocAccepted.Add(1)

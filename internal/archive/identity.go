@@ -31,6 +31,8 @@ type session struct {
 	// (identity type 1) otherwise; "" when none was presented.
 	user     string
 	verified bool
+	// slot is the association's place in its peer's count (slots.go).
+	slot *slot
 }
 
 // userOf returns the association's user name for events ("" if none).
