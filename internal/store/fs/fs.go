@@ -367,9 +367,14 @@ type writer struct {
 	f    *os.File
 	h    hash.Hash
 	n    int64
-	done bool // committed or aborted
+	wb   int64 // bytes handed to startWriteback
+	done bool  // committed or aborted
 	err  error
 }
+
+// writebackChunk is how much of a blob accumulates before its writeback
+// is started ahead of Commit's fdatasync.
+const writebackChunk = 256 << 10
 
 var errFinished = errors.New("fs: blob writer already committed or aborted")
 
@@ -383,6 +388,10 @@ func (w *writer) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
+	if w.n-w.wb >= writebackChunk {
+		startWriteback(w.f, w.wb, w.n-w.wb)
+		w.wb = w.n
+	}
 	if err != nil {
 		w.err = fmt.Errorf("fs: write: %w", err)
 		return n, w.err

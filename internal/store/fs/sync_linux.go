@@ -54,3 +54,17 @@ func ignoringEINTR(fn func() error) error {
 		}
 	}
 }
+
+// startWriteback asks the kernel to start writing n bytes of f from off
+// to disk now, without waiting, so that the fdatasync in Commit finds
+// most of the blob written already instead of writing all of it then.
+// It is a hint: durability still comes from that fdatasync.
+func startWriteback(f *os.File, off, n int64) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		unix.SyncFileRange(int(fd), off, n, unix.SYNC_FILE_RANGE_WRITE)
+	})
+}
