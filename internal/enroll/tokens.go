@@ -1,13 +1,11 @@
 package enroll
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/dicomshield/dicomshield/internal/privfile"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -171,18 +169,9 @@ func (s *Tokens) read() ([]tokenEntry, error) {
 	if !st.Mode().IsRegular() || st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("enroll: %s must be a regular file only its owner can access (chmod 600)", s.Path)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxTokensFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("enroll: %w", err)
-	}
-	if len(data) > maxTokensFile {
-		return nil, fmt.Errorf("enroll: %s is larger than %d bytes", s.Path, maxTokensFile)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var tf tokensFile
-	if err := dec.Decode(&tf); err != nil {
-		return nil, fmt.Errorf("enroll: %s: %v", s.Path, err)
+	if err := privfile.DecodeJSON(f, maxTokensFile, &tf); err != nil {
+		return nil, fmt.Errorf("enroll: %s %v", s.Path, err)
 	}
 	if tf.Version != tokensVersion {
 		return nil, fmt.Errorf("enroll: %s has format version %d; this dicomshield reads %d", s.Path, tf.Version, tokensVersion)

@@ -1,13 +1,11 @@
 package identity
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/dicomshield/dicomshield/internal/privfile"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -253,21 +251,9 @@ func readUsers(f *os.File, info fs.FileInfo) (map[string]User, error) {
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("can be read or changed by other users (permissions %04o), so password hashes could be stolen or users added; make it private to its owner (chmod 600)", perm)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxUsersFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxUsersFile {
-		return nil, fmt.Errorf("is larger than %d bytes", maxUsersFile)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var uf usersFile
-	if err := dec.Decode(&uf); err != nil {
-		return nil, fmt.Errorf("is not a valid user list: %v", err)
-	}
-	if dec.More() {
-		return nil, errors.New("has data after the user list")
+	if err := privfile.DecodeJSON(f, maxUsersFile, &uf); err != nil {
+		return nil, err
 	}
 	if uf.Version != usersVersion {
 		return nil, fmt.Errorf("has format version %d; this dicomshield reads version %d", uf.Version, usersVersion)

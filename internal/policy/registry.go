@@ -1,13 +1,11 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/dicomshield/dicomshield/internal/privfile"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -308,21 +306,9 @@ func readPeers(f *os.File, info fs.FileInfo) (map[string]Peer, error) {
 	if perm := info.Mode().Perm(); perm&0o022 != 0 {
 		return nil, fmt.Errorf("can be changed by other users (permissions %04o), so anyone could register a peer; make it writable by its owner only (chmod 600)", perm)
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxPeersFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxPeersFile {
-		return nil, fmt.Errorf("is larger than %d bytes", maxPeersFile)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var pf peersFile
-	if err := dec.Decode(&pf); err != nil {
-		return nil, fmt.Errorf("is not a valid peer list: %v", err)
-	}
-	if dec.More() {
-		return nil, errors.New("has data after the peer list")
+	if err := privfile.DecodeJSON(f, maxPeersFile, &pf); err != nil {
+		return nil, err
 	}
 	if pf.Version != fileVersion {
 		return nil, fmt.Errorf("has format version %d; this dicomshield reads version %d", pf.Version, fileVersion)

@@ -6,6 +6,11 @@
 package privfile
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -51,6 +56,29 @@ func WriteAtomic(path string, data []byte) error {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// DecodeJSON reads one JSON document of at most limit bytes from r into
+// v, strictly: an unknown field, a second document or trailing data is an
+// error. The errors read as the end of a sentence that begins with the
+// file's name ("... is larger than 1048576 bytes").
+func DecodeJSON(r io.Reader, limit int64, v any) error {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) > limit {
+		return fmt.Errorf("is larger than %d bytes", limit)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("is not valid: %v", err)
+	}
+	if dec.More() {
+		return errors.New("has data after its end")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package privfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +28,31 @@ func TestWriteAtomic(t *testing.T) {
 	}
 	if err := WriteAtomic(filepath.Join(dir, "missing", "x"), nil); err == nil {
 		t.Fatal("WriteAtomic into a missing directory succeeded")
+	}
+}
+
+func TestDecodeJSON(t *testing.T) {
+	type doc struct {
+		Version int `json:"version"`
+	}
+	for _, tc := range []struct{ name, in, wantErr string }{
+		{"ok", `{"version":1}`, ""},
+		{"unknown field", `{"version":1,"extra":2}`, "is not valid"},
+		{"trailing document", `{"version":1} {"version":2}`, "has data after its end"},
+		{"over the limit", `{"version":1}` + strings.Repeat(" ", 64), "is larger than 32 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d doc
+			err := DecodeJSON(strings.NewReader(tc.in), 32, &d)
+			if tc.wantErr == "" {
+				if err != nil || d.Version != 1 {
+					t.Fatalf("got %+v, %v", d, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }
