@@ -61,6 +61,7 @@ type options struct {
 	profile  string
 	profTLS  bool
 	srvDir   string
+	baseline string
 }
 
 func main() {
@@ -71,7 +72,7 @@ func main() {
 	flag.IntVar(&o.bigMB, "big-mb", 1024, "size of the single large instance for the memory test (0: skip it)")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new temporary directory, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, runs.csv)")
-	flag.StringVar(&o.only, "only", "", "run only the receivers whose key contains this (ds-tls, ds-plain, orthanc, orthanc-nd, storescp)")
+	flag.StringVar(&o.only, "only", "", "run only the receivers whose key contains one of these comma-separated strings (ds-tls, ds-plain, orthanc, orthanc-nd, storescp), e.g. ds-plain,storescp")
 	flag.StringVar(&o.out, "o", "", "also write the report to this file")
 	flag.StringVar(&o.orthanc, "orthanc", "Orthanc", "Orthanc binary")
 	flag.StringVar(&o.storescp, "storescp", "storescp", "DCMTK storescp binary")
@@ -79,6 +80,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "instead of the comparison: run the archive under a CPU profiler (cmd/ingestbench/archiveprof) writing to this file, and have storescu send the files to it -runs times")
 	flag.BoolVar(&o.profTLS, "profile-tls", false, "with -profile: send over TLS instead of the plain listener")
 	flag.StringVar(&o.srvDir, "srv", "", "parent of the receivers' data directories (default: in the work directory); e.g. /dev/shm to take the disk and fsync out")
+	flag.StringVar(&o.baseline, "baseline", "", "also run this other dicomshield binary (e.g. built from an earlier commit) on its plain listener, as receiver ds-base, interleaved with the others: a before/after comparison in one run")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("ingestbench: ")
@@ -265,6 +267,7 @@ var targets = []target{
 	{key: "orthanc", name: "Orthanc 1.10.1 (DCMTK defaults)"},
 	{key: "orthanc-nd", name: "Orthanc 1.10.1 (TCP_NODELAY=1)", env: []string{noDelay}},
 	{key: "storescp", name: "storescp --fork"},
+	{key: "ds-base", name: "dicomshield serve (plain, -baseline)"},
 }
 
 func (b *bench) start(t target) (*receiver, error) {
@@ -276,7 +279,7 @@ func (b *bench) start(t target) (*receiver, error) {
 	dir := filepath.Join(parent, fmt.Sprintf("ingestbench-%d-%s-%d", os.Getpid(), t.key, b.seq))
 	logf := filepath.Join(b.work, fmt.Sprintf("server-%s-%d.log", t.key, b.seq))
 	switch t.key {
-	case "ds-tls", "ds-plain":
+	case "ds-tls", "ds-plain", "ds-base":
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, err
 		}
@@ -295,7 +298,11 @@ func (b *bench) start(t target) (*receiver, error) {
 		if t.key == "ds-tls" {
 			port = pt
 		}
-		s, err := benchnet.Start(t.name, port, dir, logf, nil, filepath.Join(b.bin, "dicomshield"), "serve", "--data", dir,
+		bin := filepath.Join(b.bin, "dicomshield")
+		if t.key == "ds-base" {
+			bin = b.o.baseline
+		}
+		s, err := benchnet.Start(t.name, port, dir, logf, nil, bin, "serve", "--data", dir,
 			"--listen-tls", fmt.Sprintf("127.0.0.1:%d", pt), "--listen", fmt.Sprintf("127.0.0.1:%d", pp), "--listen-enroll", "")
 		if err != nil {
 			return nil, err
@@ -505,10 +512,23 @@ func (b *bench) once(s scenario) (sample, error) {
 	return sample{wall: wall, serverCPU: cpu1 - cpu0, rssKB: rss}, nil
 }
 
+// selected reports whether -only lets the receiver with this key run.
+func (b *bench) selected(key string) bool {
+	if b.o.only == "" {
+		return true
+	}
+	for _, s := range strings.Split(b.o.only, ",") {
+		if s != "" && strings.Contains(key, s) {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *bench) compare() error {
 	var scs []scenario
 	for _, t := range targets {
-		if b.o.only != "" && !strings.Contains(t.key, b.o.only) {
+		if !b.selected(t.key) || t.key == "ds-base" && b.o.baseline == "" {
 			continue
 		}
 		if t.key == "storescp" {
@@ -581,6 +601,7 @@ func (b *bench) ratios(scs []scenario, res map[string][]sample) {
 			cmp{fmt.Sprintf("dicomshield plain / storescp, %d sender(s)", j), fmt.Sprintf("ds-plain/%d", j), fmt.Sprintf("storescp/%d", j), "≥ 0.90"},
 			cmp{fmt.Sprintf("dicomshield TLS / storescp, %d sender(s)", j), fmt.Sprintf("ds-tls/%d", j), fmt.Sprintf("storescp/%d", j), "≥ 0.90"},
 			cmp{fmt.Sprintf("dicomshield TLS / plain, %d sender(s)", j), fmt.Sprintf("ds-tls/%d", j), fmt.Sprintf("ds-plain/%d", j), "≥ 0.85"},
+			cmp{fmt.Sprintf("dicomshield plain / -baseline, %d sender(s)", j), fmt.Sprintf("ds-plain/%d", j), fmt.Sprintf("ds-base/%d", j), "≥ 1.00"},
 		)
 	}
 	b.printf("Ratios of ingest rates (files/s of the first over the second = wall of the second / wall of the first; median of the per-pass ratios):\n\n")
@@ -800,7 +821,7 @@ func (b *bench) memory() error {
 		frames, float64(size)/1e6, size, genTook.Round(time.Millisecond), float64(rss0)/1024, float64(rss1)/1024, float64(hwm0)/1024, float64(hwm1)/1024)
 	b.printf("| receiver | wall s | MB/s | VmHWM before MB | VmHWM after MB | stored |\n| --- | ---: | ---: | ---: | ---: | --- |\n")
 	for _, t := range []target{targets[0], targets[1], targets[3], {key: "storescp-1", name: "storescp (no --fork)", env: []string{noDelay}}} {
-		if b.o.only != "" && !strings.Contains(t.key, b.o.only) {
+		if !b.selected(t.key) {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "large instance into %s...\n", t.name)
