@@ -176,17 +176,8 @@ func (a *Archive) recover(ctx context.Context) error {
 			return err
 		}
 	}
-	referenced := map[string]bool{}
-	if err := a.Index.BlobKeys(ctx, func(k string) error { referenced[k] = true; return nil }); err != nil {
-		return err
-	}
-	var orphans []string
-	if err := a.Blobs.List(func(k string) error {
-		if !referenced[k] {
-			orphans = append(orphans, k)
-		}
-		return nil
-	}); err != nil {
+	orphans, err := unreferenced(ctx, a.Index, a.Blobs)
+	if err != nil {
 		return err
 	}
 	n, err := a.quarantine(orphans)
@@ -355,4 +346,64 @@ func (a *Archive) connState(as *dimse.Assoc, open bool) {
 	if s, _ := as.Values.(*session); s != nil && s.slot != nil {
 		s.slot.release()
 	}
+}
+
+// unreferenced lists the stored blobs no index row refers to. Both sides
+// come in ascending key order, so it walks them side by side, the index's
+// keys from a goroutine, holding one key of each at a time: an archive of
+// a million instances starts without first loading a million keys.
+func unreferenced(parent context.Context, ix store.Index, bl store.Blobs) ([]string, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	keys := make(chan string, 256)
+	ixErr := make(chan error, 1)
+	go func() {
+		defer close(keys)
+		last := ""
+		ixErr <- ix.BlobKeys(ctx, func(k string) error {
+			// Out of order, the walk would take referenced blobs for
+			// orphans and quarantine them: refuse instead.
+			if k <= last {
+				return fmt.Errorf("recovery: index listed blob key %s after %s: not in ascending order", k, last)
+			}
+			last = k
+			select {
+			case keys <- k:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	next, more := <-keys
+	var orphans []string
+	prev := ""
+	err := bl.List(func(k string) error {
+		if k <= prev {
+			return fmt.Errorf("recovery: blob store listed %s after %s: not in ascending order", k, prev)
+		}
+		prev = k
+		for more && next < k {
+			next, more = <-keys
+		}
+		if !more || next != k {
+			orphans = append(orphans, k)
+		}
+		return nil
+	})
+	cancel()
+	for range keys {
+	}
+	// A short index walk makes every later blob look orphaned, so any
+	// error of the index's, or the caller giving up, voids the list.
+	if e := <-ixErr; err == nil && e != nil && !errors.Is(e, context.Canceled) {
+		err = e
+	}
+	if err == nil {
+		err = parent.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return orphans, nil
 }

@@ -306,22 +306,19 @@ func (s blobSink) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// removeUnreferenced deletes a blob no index row refers to.
+// removeUnreferenced deletes a blob no index row refers to. When the
+// index cannot tell, the blob stays: recovery quarantines it at the next
+// start if it is still unreferenced then.
 func (a *Archive) removeUnreferenced(ctx context.Context, key string) {
-	used := false
-	a.Index.BlobKeys(ctx, func(k string) error {
-		if k == key {
-			used = true
-			return errStop
-		}
-		return nil
-	})
+	used, err := a.Index.HasBlob(ctx, key)
+	if err != nil {
+		a.Logger.Error("store: cannot tell whether a refused blob is referenced; kept", "err", err)
+		return
+	}
 	if !used {
 		a.Blobs.Remove(key)
 	}
 }
-
-var errStop = errors.New("stop")
 
 func model(abstract string) string {
 	switch abstract {

@@ -102,7 +102,8 @@ type Blobs interface {
 	Remove(key string) error
 	// Exists reports whether a blob is stored under key.
 	Exists(key string) (bool, error)
-	// List calls fn with every stored key, in no particular order, for
+	// List calls fn with every stored key, in ascending order (recovery
+	// walks it beside Index.BlobKeys, holding neither in memory), for
 	// recovery and verification. It stops at fn's first error and returns
 	// it.
 	List(fn func(key string) error) error
@@ -160,8 +161,13 @@ type Index interface {
 	// (see CompileRetrieve), in the order they were added.
 	Instances(ctx context.Context, q *Query) ([]*Instance, error)
 	// BlobKeys calls fn with every blob key the index refers to, each
-	// once, for recovery. It stops at fn's first error and returns it.
+	// once and in ascending order, for recovery. It stops at fn's first
+	// error and returns it.
 	BlobKeys(ctx context.Context, fn func(key string) error) error
+	// HasBlob reports whether any instance refers to the blob key: a
+	// lookup, not a scan, so that dropping a refused store's blob costs
+	// the same in a full archive as in an empty one.
+	HasBlob(ctx context.Context, key string) (bool, error)
 	// Ledger reads the hash chain Add appends to.
 	Ledger
 	// Close releases the index. Calls after Close fail.

@@ -765,6 +765,20 @@ func (ix *Index) Get(ctx context.Context, sopInstanceUID string) (*store.Instanc
 	return in, nil
 }
 
+// HasBlob reports whether an instance refers to key (through the
+// instance_blob index).
+func (ix *Index) HasBlob(ctx context.Context, key string) (bool, error) {
+	var one int
+	err := ix.r.QueryRowContext(ctx, `SELECT 1 FROM instance WHERE blob_key = ? LIMIT 1`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: has blob: %w", err)
+	}
+	return true, nil
+}
+
 // BlobKeys calls fn with each distinct blob key, in key order.
 func (ix *Index) BlobKeys(ctx context.Context, fn func(key string) error) error {
 	rows, err := ix.r.QueryContext(ctx, `SELECT DISTINCT blob_key FROM instance ORDER BY blob_key`)

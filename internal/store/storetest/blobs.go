@@ -87,7 +87,9 @@ func listBlobs(t *testing.T, b store.Blobs) []string {
 	if err := b.List(func(k string) error { keys = append(keys, k); return nil }); err != nil {
 		t.Fatalf("List: %v", err)
 	}
-	sort.Strings(keys)
+	if !sort.StringsAreSorted(keys) {
+		t.Fatalf("List did not give the keys in ascending order: %v", keys)
+	}
 	return keys
 }
 

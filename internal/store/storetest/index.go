@@ -392,8 +392,21 @@ func testBlobKeys(t *testing.T, newIndex func(t *testing.T) store.Index) {
 		want[in.BlobKey] = true
 	}
 	got := map[string]int{}
-	if err := ix.BlobKeys(context.Background(), func(k string) error { got[k]++; return nil }); err != nil {
+	var order []string
+	if err := ix.BlobKeys(context.Background(), func(k string) error { got[k]++; order = append(order, k); return nil }); err != nil {
 		t.Fatal(err)
+	}
+	if !sort.StringsAreSorted(order) {
+		t.Errorf("BlobKeys did not give the keys in ascending order: %v", order)
+	}
+	for k := range want {
+		if has, err := ix.HasBlob(context.Background(), k); err != nil || !has {
+			t.Errorf("HasBlob(%s) = %v, %v; an instance refers to it", k, has, err)
+		}
+	}
+	absent := strings.Repeat("0", 64)
+	if has, err := ix.HasBlob(context.Background(), absent); err != nil || has {
+		t.Errorf("HasBlob(%s) = %v, %v; no instance refers to it", absent, has, err)
 	}
 	if len(got) != len(want) || len(want) != len(insts)-1 {
 		t.Fatalf("BlobKeys gave %d keys, want %d (one shared by two instances)", len(got), len(want))
