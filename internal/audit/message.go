@@ -249,7 +249,9 @@ func Marshal(ev Event, src Source) ([]byte, error) {
 	case Query:
 		m.Event.ActionCode, m.Event.EventID = "E", evQuery
 		m.Active = append(m.Active, peer(true, roleSource), us(false, roleDestination))
-		m.Objects = append(m.Objects, participantObject{ID: firstOf(first(ev.SOPClasses), "unknown"), TypeCode: "2", Role: "24",
+		// PS3.15 A.5.3.11 "SOP Queried and the Query": a system object
+		// in the role of a report (3), identified by the SOP Class UID.
+		m.Objects = append(m.Objects, participantObject{ID: firstOf(first(ev.SOPClasses), "unknown"), TypeCode: "2", Role: "3",
 			IDType: idSOPClassUID, Query: b64(ev.Query),
 			Details: []valuePair{{Type: "TransferSyntax", Value: b64([]byte(transferSyntax))}}})
 	case InstancesStored:

@@ -60,7 +60,7 @@ func kindCases() []kindCase {
 		{"query", with(func(e *Event) {
 			e.Kind, e.SOPClasses = Query, []string{find}
 			e.Query = []byte("\x08\x00\x52\x00CS\x06\x00STUDY \x10\x00\x20\x00LO\x04\x00PAT*")
-		}), "110112", nil, "E", []string{"110153", "110152"}, []string{"2/24/110181"}},
+		}), "110112", nil, "E", []string{"110153", "110152"}, []string{"2/3/110181"}},
 		{"instances-stored", with(func(e *Event) {
 			e.Kind, e.Studies, e.Patients, e.Instances = InstancesStored, []string{study1}, []string{"PAT-0001"}, 3
 			e.PerClass = map[string]int{ctImage: 2, mrImage: 1}
@@ -288,7 +288,7 @@ func TestCheckRefuses(t *testing.T) {
 		{"unknown element", `</EventIdentification>`, `<Foo></Foo></EventIdentification>`, "Foo"},
 		{"source before participant", `<ActiveParticipant`, `<AuditSourceIdentification AuditSourceID="x"></AuditSourceIdentification><ActiveParticipant`, "ActiveParticipant"},
 		{"query not base64", `<ParticipantObjectQuery>`, `<ParticipantObjectQuery>!!`, "base64"},
-		{"bad role", `ParticipantObjectTypeCodeRole="24"`, `ParticipantObjectTypeCodeRole="27"`, "ParticipantObjectTypeCodeRole"},
+		{"bad role", `ParticipantObjectTypeCodeRole="3"`, `ParticipantObjectTypeCodeRole="27"`, "ParticipantObjectTypeCodeRole"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
