@@ -162,15 +162,6 @@ func (b *builder) us(g, e uint16, vals ...uint16) *builder {
 	return b
 }
 
-func (b *builder) ss(g, e uint16, vals ...int16) *builder {
-	u := make([]uint16, len(vals))
-	for i, x := range vals {
-		u[i] = uint16(x)
-	}
-	b.ds.Set(dicom.NewUint16s(dicom.NewTag(g, e), dicom.SS, u...))
-	return b
-}
-
 func (b *builder) ul(g, e uint16, vals ...uint32) *builder {
 	b.ds.Set(dicom.NewUint32s(dicom.NewTag(g, e), dicom.UL, vals...))
 	return b

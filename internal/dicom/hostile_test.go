@@ -138,7 +138,7 @@ func (s *hStallReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-var hErrPeerReset = errors.New("test: connection reset by peer")
+var errHPeerReset = errors.New("test: connection reset by peer")
 
 // hFailReader returns its bytes, then err.
 type hFailReader struct {
@@ -998,13 +998,13 @@ func TestHostileReaders(t *testing.T) {
 		{"stall/file-at-start", func() io.Reader { return &hStallReader{} }, true, io.ErrNoProgress},
 		{"stall/file-in-meta", func() io.Reader { return &hStallReader{b: file[:150]} }, true, io.ErrNoProgress},
 		{"stall/file-in-large-value", func() io.Reader { return &hStallReader{b: fileLarge[:len(file)+60]} }, true, io.ErrNoProgress},
-		{"fail/in-header", func() io.Reader { return &hFailReader{b: small[:10], err: hErrPeerReset} }, false, hErrPeerReset},
-		{"fail/in-small-value", func() io.Reader { return &hFailReader{b: small[:40], err: hErrPeerReset} }, false, hErrPeerReset},
-		{"fail/in-large-value", func() io.Reader { return &hFailReader{b: large[:60], err: hErrPeerReset} }, false, hErrPeerReset},
-		{"fail/in-huge-value", func() io.Reader { return &hFailReader{b: huge[:60], err: hErrPeerReset} }, false, hErrPeerReset},
+		{"fail/in-header", func() io.Reader { return &hFailReader{b: small[:10], err: errHPeerReset} }, false, errHPeerReset},
+		{"fail/in-small-value", func() io.Reader { return &hFailReader{b: small[:40], err: errHPeerReset} }, false, errHPeerReset},
+		{"fail/in-large-value", func() io.Reader { return &hFailReader{b: large[:60], err: errHPeerReset} }, false, errHPeerReset},
+		{"fail/in-huge-value", func() io.Reader { return &hFailReader{b: huge[:60], err: errHPeerReset} }, false, errHPeerReset},
 		{"fail/in-large-value/timeout", func() io.Reader { return iotest.TimeoutReader(bytes.NewReader(large[:60])) }, false, iotest.ErrTimeout},
-		{"fail/file-in-meta", func() io.Reader { return &hFailReader{b: file[:150], err: hErrPeerReset} }, true, hErrPeerReset},
-		{"fail/file-in-large-value", func() io.Reader { return &hFailReader{b: fileLarge[:len(file)+60], err: hErrPeerReset} }, true, hErrPeerReset},
+		{"fail/file-in-meta", func() io.Reader { return &hFailReader{b: file[:150], err: errHPeerReset} }, true, errHPeerReset},
+		{"fail/file-in-large-value", func() io.Reader { return &hFailReader{b: fileLarge[:len(file)+60], err: errHPeerReset} }, true, errHPeerReset},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -1042,7 +1042,7 @@ func TestHostileReaders(t *testing.T) {
 	// Deflated input whose reader fails or stalls mid-stream.
 	z := hDeflate(t, &DataSet{Elements: []Element{NewBytes(0x00091010, OB, make([]byte, 256*hKiB))}})
 	for _, c := range []readerCase{
-		{"deflated/fail", func() io.Reader { return &hFailReader{b: z[:len(z)/2], err: hErrPeerReset} }, false, hErrPeerReset},
+		{"deflated/fail", func() io.Reader { return &hFailReader{b: z[:len(z)/2], err: errHPeerReset} }, false, errHPeerReset},
 		{"deflated/stall", func() io.Reader { return &hStallReader{b: z[:len(z)/2]} }, false, io.ErrNoProgress},
 	} {
 		t.Run(c.name, func(t *testing.T) {

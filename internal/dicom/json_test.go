@@ -544,11 +544,9 @@ func TestJSONEncapsulatedPixelData(t *testing.T) {
 	e2 := Element{Tag: TagPixelData, VR: OB, UndefinedLength: true, Fragments: [][]byte{{}, {1, 2}}}
 	jRoundTrip(t, jds(e2))
 	native := jraw(uint32(TagPixelData), OW, []byte{0xFE, 0xFF, 0x00, 0xE0, 2, 0, 0, 0, 1, 2})
-	back = jds()
-	if b, err := UnmarshalJSON(jMustJSON(t, jds(native), nil)); err != nil {
+	back, err = UnmarshalJSON(jMustJSON(t, jds(native), nil))
+	if err != nil {
 		t.Fatal(err)
-	} else {
-		back = b
 	}
 	if pd := back.Get(TagPixelData); pd.Fragments != nil || !bytes.Equal(pd.Value, native.Value) {
 		t.Errorf("native pixel data decoded as %+v", pd)
