@@ -11,6 +11,11 @@
 // of DICOM, policy or logging: the caller reports rejections (Reject) and
 // logs and audits what the Verdicts tell it to (Verdict.Report).
 //
+// Addresses in Limits.NeverBan are exempt from banning: their rejections
+// are not counted and they are admitted while their block is banned, but
+// the connection rate and the open-connection limits hold for them as for
+// any address, since those protect the server's resources, whoever sends.
+//
 // Memory is bounded: the Guard remembers at most Limits.MaxTracked
 // addresses and forgets the least recently seen first. IPv6 addresses are
 // tracked by their /64 prefix, the block one host or one customer
@@ -72,6 +77,32 @@ type Limits struct {
 	// MaxTracked bounds the addresses remembered; zero means
 	// DefaultMaxTracked.
 	MaxTracked int
+	// NeverBan lists the addresses whose rejections are not counted and
+	// which are never banned (Exempt). A connection's own address is
+	// matched, not the /64 it is tracked as: an exempt IPv6 host is
+	// admitted while the rest of its /64 is banned. IPv4-mapped IPv6
+	// addresses match the IPv4 prefixes, as Key treats them as IPv4.
+	NeverBan []netip.Prefix
+}
+
+// Exempt reports whether addr is in l.NeverBan.
+func (l Limits) Exempt(addr netip.Addr) bool {
+	a := addr.Unmap().WithZone("")
+	for _, p := range l.NeverBan {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalPrefix masks p and writes an IPv4-mapped IPv6 prefix as the
+// IPv4 prefix it covers, as Exempt matches unmapped addresses.
+func canonicalPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
 }
 
 // Reason says why a connection was refused.
@@ -150,6 +181,13 @@ func New(l Limits, now func() time.Time) *Guard {
 	if now == nil {
 		now = time.Now
 	}
+	nb := make([]netip.Prefix, 0, len(l.NeverBan))
+	for _, p := range l.NeverBan {
+		if p.IsValid() {
+			nb = append(nb, canonicalPrefix(p))
+		}
+	}
+	l.NeverBan = nb
 	g := &Guard{limits: l, now: now, table: map[netip.Addr]*list.Element{}, lru: list.New()}
 	g.alerts = bucket{tokens: AlertBudget, last: now()}
 	return g
@@ -173,7 +211,7 @@ func (g *Guard) Admit(addr netip.Addr) Verdict {
 	defer g.mu.Unlock()
 	now := g.now()
 	e := g.entry(Key(addr))
-	if now.Before(e.bannedUntil) {
+	if now.Before(e.bannedUntil) && !g.limits.Exempt(addr) {
 		// The ban was reported when it began.
 		return Verdict{Reason: Banned, Until: e.bannedUntil}
 	}
@@ -203,10 +241,11 @@ func (g *Guard) Release(addr netip.Addr) {
 // addr. When it makes RejectionsBeforeBan within BanDuration, the address
 // is banned for BanDuration and the Verdict says Banned; otherwise it
 // says Allowed. Rejections are counted in a window that starts at the
-// first one and lasts BanDuration.
+// first one and lasts BanDuration. A rejection from an exempt address
+// (Limits.NeverBan) is not counted: it says Allowed.
 func (g *Guard) Reject(addr netip.Addr) Verdict {
 	n, ban := g.limits.RejectionsBeforeBan, g.limits.BanDuration
-	if n <= 0 || ban <= 0 {
+	if n <= 0 || ban <= 0 || g.limits.Exempt(addr) {
 		return Verdict{Reason: Allowed}
 	}
 	g.mu.Lock()
@@ -237,8 +276,12 @@ func (g *Guard) Reject(addr netip.Addr) Verdict {
 	return v
 }
 
-// BannedUntil reports whether addr is banned now, and until when.
+// BannedUntil reports whether addr is banned now, and until when. An
+// exempt address never is.
 func (g *Guard) BannedUntil(addr netip.Addr) (time.Time, bool) {
+	if g.limits.Exempt(addr) {
+		return time.Time{}, false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if el, ok := g.table[Key(addr)]; ok {

@@ -23,7 +23,7 @@ var (
 // step is one call on a Guard and what it must answer.
 type step struct {
 	advance time.Duration // moved before the call
-	op      string        // "admit", "release", "reject"
+	op      string        // "admit", "release", "reject", "banned" (BannedUntil: Banned or Allowed)
 	addr    netip.Addr
 	want    Reason
 	report  bool
@@ -37,6 +37,7 @@ func TestGuard(t *testing.T) {
 		return step{op: "reject", addr: a, want: want, report: report}
 	}
 	release := func(a netip.Addr) step { return step{op: "release", addr: a} }
+	banned := func(a netip.Addr, want Reason) step { return step{op: "banned", addr: a, want: want} }
 	later := func(d time.Duration, s step) step { s.advance = d; return s }
 
 	tests := []struct {
@@ -111,6 +112,62 @@ func TestGuard(t *testing.T) {
 			reject(addrA, Banned, true),
 			admit(netip.MustParseAddr("::ffff:127.0.0.1"), Banned, false),
 		}},
+		{"never_ban: an exempt address's rejections are not counted", Limits{RejectionsBeforeBan: 2, BanDuration: time.Hour, NeverBan: prefixes("127.0.0.1/32")}, []step{
+			reject(addrA, Allowed, false), reject(addrA, Allowed, false), reject(addrA, Allowed, false),
+			reject(addrA, Allowed, false), reject(addrA, Allowed, false),
+			admit(addrA, Allowed, false),
+			banned(addrA, Allowed),
+			reject(addrB, Allowed, false), // the next address is not exempt
+			reject(addrB, Banned, true),
+			admit(addrB, Banned, false),
+			banned(addrB, Banned),
+			admit(addrA, Allowed, false),
+		}},
+		{"never_ban: IPv4-mapped IPv6 matches the IPv4 entry", Limits{RejectionsBeforeBan: 2, BanDuration: time.Hour, NeverBan: prefixes("127.0.0.0/8")}, []step{
+			reject(netip.MustParseAddr("::ffff:127.0.0.1"), Allowed, false),
+			reject(netip.MustParseAddr("::ffff:127.0.0.1"), Allowed, false),
+			reject(addrA, Allowed, false),
+			admit(netip.MustParseAddr("::ffff:127.0.0.1"), Allowed, false),
+			banned(netip.MustParseAddr("::ffff:127.0.0.1"), Allowed),
+			reject(netip.MustParseAddr("::ffff:10.0.0.1"), Allowed, false),
+			reject(netip.MustParseAddr("10.0.0.1"), Banned, true),
+		}},
+		{"never_ban: an IPv4-mapped entry matches plain IPv4", Limits{RejectionsBeforeBan: 1, BanDuration: time.Hour, NeverBan: prefixes("::ffff:127.0.0.0/104")}, []step{
+			reject(addrA, Allowed, false), reject(addrB, Allowed, false),
+			reject(netip.MustParseAddr("::ffff:127.0.0.1"), Allowed, false),
+			reject(netip.MustParseAddr("10.0.0.1"), Banned, true),
+		}},
+		{"never_ban: an IPv6 prefix, with and without zone", Limits{RejectionsBeforeBan: 1, BanDuration: time.Hour, NeverBan: prefixes("fd00:1::/32", "::1/128")}, []step{
+			reject(netip.MustParseAddr("fd00:1:2:3::4"), Allowed, false),
+			reject(netip.MustParseAddr("fd00:1:ffff:3::4"), Allowed, false),
+			reject(netip.MustParseAddr("::1"), Allowed, false),
+			reject(netip.MustParseAddr("fe80::1%lo"), Banned, true),
+			reject(netip.MustParseAddr("fd00:2::1"), Banned, true),
+			admit(netip.MustParseAddr("fd00:1:2:3::4"), Allowed, false),
+		}},
+		{"never_ban: an exempt IPv6 host is admitted while its /64 is banned", Limits{RejectionsBeforeBan: 2, BanDuration: time.Hour, NeverBan: prefixes("2001:db8:1:2::1/128")}, []step{
+			reject(netip.MustParseAddr("2001:db8:1:2::1"), Allowed, false),
+			reject(netip.MustParseAddr("2001:db8:1:2::1"), Allowed, false),
+			reject(netip.MustParseAddr("2001:db8:1:2::1"), Allowed, false),
+			reject(netip.MustParseAddr("2001:db8:1:2::2"), Allowed, false),
+			reject(netip.MustParseAddr("2001:db8:1:2::3"), Banned, true),
+			admit(netip.MustParseAddr("2001:db8:1:2::9"), Banned, false),
+			banned(netip.MustParseAddr("2001:db8:1:2::9"), Banned),
+			admit(netip.MustParseAddr("2001:db8:1:2::1"), Allowed, false),
+			banned(netip.MustParseAddr("2001:db8:1:2::1"), Allowed),
+		}},
+		{"never_ban: the rate limit still holds", Limits{AttemptsPerMinute: 2, RejectionsBeforeBan: 1, BanDuration: time.Hour, NeverBan: prefixes("127.0.0.1/32")}, []step{
+			admit(addrA, Allowed, false), admit(addrA, Allowed, false),
+			admit(addrA, RateLimited, true),
+			later(30*time.Second, admit(addrA, Allowed, false)),
+		}},
+		{"never_ban: the open-connection limit still holds", Limits{MaxOpenPerAddress: 1, RejectionsBeforeBan: 1, BanDuration: time.Hour, NeverBan: prefixes("127.0.0.1/32")}, []step{
+			admit(addrA, Allowed, false),
+			admit(addrA, TooManyOpen, true),
+			reject(addrA, Allowed, false),
+			release(addrA),
+			admit(addrA, Allowed, false),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +184,12 @@ func TestGuard(t *testing.T) {
 				case "release":
 					g.Release(s.addr)
 					continue
+				case "banned":
+					until, ok := g.BannedUntil(s.addr)
+					if got := map[bool]Reason{true: Banned, false: Allowed}[ok]; got != s.want || ok == until.IsZero() {
+						t.Fatalf("step %d: BannedUntil(%s) = %v, %v, want %v", i, s.addr, until, ok, s.want)
+					}
+					continue
 				}
 				if v.Reason != s.want || v.Report != s.report {
 					t.Fatalf("step %d: %s(%s) = %v (report %v), want %v (report %v)", i, s.op, s.addr, v.Reason, v.Report, s.want, s.report)
@@ -136,6 +199,26 @@ func TestGuard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func prefixes(ss ...string) []netip.Prefix {
+	ps := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		ps[i] = netip.MustParsePrefix(s)
+	}
+	return ps
+}
+
+// TestGuardExemptRejectionsLeaveNoTrace: an exempt address's rejections
+// do not take a place in the table.
+func TestGuardExemptRejectionsLeaveNoTrace(t *testing.T) {
+	g := New(Limits{RejectionsBeforeBan: 1, BanDuration: time.Hour, NeverBan: prefixes("127.0.0.0/8")}, newClock().now)
+	for i := range 100 {
+		g.Reject(netip.AddrFrom4([4]byte{127, 0, 0, byte(i)}))
+	}
+	if n := g.Len(); n != 0 {
+		t.Fatalf("%d addresses tracked after exempt rejections, want 0", n)
 	}
 }
 
