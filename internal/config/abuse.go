@@ -1,7 +1,10 @@
 package config
 
 import (
+	"fmt"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -14,6 +17,11 @@ type Abuse struct {
 	RejectionsBeforeBan      int      `toml:"rejections_before_ban"`
 	BanDuration              Duration `toml:"ban_duration"`
 	MaxConnectionsPerAddress int      `toml:"max_connections_per_address"`
+	// NeverBan lists addresses ("127.0.0.1", "::1") and prefixes
+	// ("10.0.4.0/24") whose rejections are not counted and which are
+	// never banned. The rate and open-connection limits still hold for
+	// them.
+	NeverBan []string `toml:"never_ban"`
 }
 
 // Abuse defaults, each with its reason.
@@ -49,12 +57,20 @@ const (
 	DefaultMaxConnectionsPerAddress = 16
 )
 
+// DefaultNeverBan is empty: no address is exempt from banning unless the
+// owner names it, since each exemption lets that address guess AE titles
+// and try certificates without end.
+var DefaultNeverBan = []string{}
+
 // Ranges of the abuse options (0, which switches a limit off, aside).
 const (
 	MaxAttemptsPerMinute   = 100000
 	MaxRejectionsBeforeBan = 10000
 	MinBanDuration         = time.Minute
 	MaxBanDuration         = 7 * 24 * time.Hour
+	// MaxNeverBan bounds the never_ban list: it is for a few machines the
+	// owner controls, and ranges cover more with one entry.
+	MaxNeverBan = 256
 )
 
 func defaultAbuse() Abuse {
@@ -63,6 +79,7 @@ func defaultAbuse() Abuse {
 		RejectionsBeforeBan:      DefaultRejectionsBeforeBan,
 		BanDuration:              Duration(DefaultBanDuration),
 		MaxConnectionsPerAddress: DefaultMaxConnectionsPerAddress,
+		NeverBan:                 append([]string{}, DefaultNeverBan...),
 	}
 }
 
@@ -79,6 +96,102 @@ func (a Abuse) validate(bad func(string, ...any)) {
 	if a.MaxConnectionsPerAddress < 0 || a.MaxConnectionsPerAddress > MaxMaxAssociations {
 		bad("abuse.max_connections_per_address: %d is out of range; use a number from 1 to %d, or 0 for no limit (default %d)", a.MaxConnectionsPerAddress, MaxMaxAssociations, DefaultMaxConnectionsPerAddress)
 	}
+	if len(a.NeverBan) > MaxNeverBan {
+		bad("abuse.never_ban: %d entries; list at most %d, and cover a range with one prefix such as \"10.0.4.0/24\"", len(a.NeverBan), MaxNeverBan)
+		return
+	}
+	type entry struct {
+		text string
+		p    netip.Prefix
+	}
+	var ok []entry
+	for _, s := range a.NeverBan {
+		p, err := ParseNeverBan(s)
+		if err != nil {
+			bad("abuse.never_ban: %v", err)
+			continue
+		}
+		for _, o := range ok {
+			switch {
+			case o.p == p && o.text == s:
+				bad("abuse.never_ban: %q is listed twice; remove one", s)
+			case o.p == p:
+				bad("abuse.never_ban: %q and %q are the same %s; remove one", o.text, s, what(p))
+			case o.p.Bits() <= p.Bits() && o.p.Contains(p.Addr()):
+				bad("abuse.never_ban: %q is already inside %q; remove %q", s, o.text, s)
+			case p.Bits() < o.p.Bits() && p.Contains(o.p.Addr()):
+				bad("abuse.never_ban: %q is already inside %q; remove %q", o.text, s, o.text)
+			default:
+				continue
+			}
+			break
+		}
+		ok = append(ok, entry{s, p})
+	}
+}
+
+func what(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return "address"
+	}
+	return "range"
+}
+
+// ParseNeverBan reads one entry of abuse.never_ban: an IPv4 or IPv6
+// address, or a prefix in CIDR notation with no bits set after its
+// length. An IPv4-mapped IPv6 entry is refused with its IPv4 form (IPv4
+// connections arriving on an IPv6 socket match the IPv4 entries), and so
+// is a prefix that covers every address, which would switch banning off.
+func ParseNeverBan(s string) (netip.Prefix, error) {
+	example := `write one address ("192.0.2.7", "::1") or a range in CIDR notation ("10.0.4.0/24", "fd00:1:2:3::/64")`
+	addrText, _, isPrefix := strings.Cut(s, "/")
+	a, err := netip.ParseAddr(addrText)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or range; %s", s, example)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has a zone (%%%s); zones are not allowed, %s", s, a.Zone(), example)
+	}
+	p := netip.PrefixFrom(a, a.BitLen())
+	if isPrefix {
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q: the length after \"/\" must be a number from 0 to %d for an %s address; %s", s, a.BitLen(), family(a), example)
+		}
+	}
+	if p.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("%q covers every %s address, so nothing would ever be banned; to switch banning off, set rejections_before_ban = 0 instead, which doctor reports as the weakening it is", s, family(a))
+	}
+	if a.Is4In6() && p.Bits() >= 96 {
+		v4 := netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		text := v4.Masked().String()
+		if v4.IsSingleIP() {
+			text = v4.Addr().String()
+		}
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 %s; write it as %q (IPv4 connections match it however they arrive)", s, what(p), text)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has bits set after the prefix length; write %q for the whole range, or %q for the one address", s, m.String(), a.String())
+	}
+	return p, nil
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// NeverBanPrefixes returns the never_ban entries that parse (Validate
+// reports the others).
+func (a Abuse) NeverBanPrefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range a.NeverBan {
+		if p, err := ParseNeverBan(s); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 func (a Abuse) comment(table func(text, name string), opt func(text, key, value string)) {
@@ -91,7 +204,8 @@ evenly). Enough for devices that open one association per image.`,
 		"attempts_per_minute", strconv.Itoa(a.AttemptsPerMinute))
 	opt(`Rejected associations or failed TLS handshakes from one address, within
 ban_duration, after which the address is refused for ban_duration (even a
-registered device at that address). This makes guessing AE titles useless.`,
+registered device at that address, unless never_ban below lists it). This
+makes guessing AE titles useless.`,
 		"rejections_before_ban", strconv.Itoa(a.RejectionsBeforeBan))
 	opt(`How long a banned address is refused, and the window its rejections are
 counted in ("15m", "1h"). A ban ends by itself.`,
@@ -99,6 +213,17 @@ counted in ("15m", "1h"). A ban ends by itself.`,
 	opt(`Connections one address may hold open at once, counted from when they
 connect, before TLS.`,
 		"max_connections_per_address", strconv.Itoa(a.MaxConnectionsPerAddress))
+	opt(`Addresses and ranges whose rejected associations and failed TLS handshakes
+are not counted, so they are never banned: "127.0.0.1", "::1", "10.0.4.0/24".
+Each run of dicomshield doctor counts one rejection per listener it probes
+against the address it probes from (on this machine: loopback), so a few runs
+within ban_duration ban it, and with it the local tools and any registered
+device there; listing that address here prevents it. Every entry lets that
+address guess AE titles and try certificates without end: list only machines
+you control. attempts_per_minute and max_connections_per_address still apply
+to them, because those protect the server's resources from any sender, not
+against guessing. Empty by default: no address is exempt.`,
+		"never_ban", quoteArray(a.NeverBan))
 }
 
 // AbuseLimitsOff lists, in words, the abuse protections c switches off (for
