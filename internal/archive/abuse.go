@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/dicomshield/dicomshield/internal/abuse"
@@ -16,7 +17,8 @@ import (
 // TLS and plain listeners, decides on each connection from its address
 // before any TLS handshake or PDU is read. Associations the policy
 // rejects and TLS handshakes that fail count against the address (the
-// dimse server's NotEstablished hook); enough of them ban it.
+// dimse server's NotEstablished hook); enough of them ban it, unless the
+// address is in [abuse] never_ban.
 
 // now is the archive's clock.
 func (a *Archive) now() time.Time {
@@ -35,13 +37,19 @@ func (a *Archive) abuseLimits() abuse.Limits {
 		RejectionsBeforeBan: c.RejectionsBeforeBan,
 		BanDuration:         c.BanDuration.Duration(),
 		MaxOpenPerAddress:   c.MaxConnectionsPerAddress,
+		NeverBan:            c.NeverBanPrefixes(),
 	}
 }
 
 // guardListeners makes the Guard of this Serve and puts it in front of the
 // listeners (either may be nil).
 func (a *Archive) guardListeners(tlsL, plainL net.Listener) (net.Listener, net.Listener) {
-	g := abuse.New(a.abuseLimits(), a.now)
+	limits := a.abuseLimits()
+	if len(limits.NeverBan) > 0 && limits.RejectionsBeforeBan > 0 {
+		a.Logger.Info("rejections from these addresses are not counted and never ban them (abuse.never_ban)",
+			"never_ban", strings.Join(a.Config.Abuse.NeverBan, ","))
+	}
+	g := abuse.New(limits, a.now)
 	a.mu.Lock()
 	a.guard = g
 	a.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -235,6 +236,171 @@ func TestAbuseBanEvidence(t *testing.T) {
 	if n := strings.Count(s.Logs.String(), "level=WARN msg=\"address refused until"); n != 1 {
 		t.Fatalf("the ban was logged %d times, want once:\n%s", n, s.Logs.String())
 	}
+}
+
+// TestAbuseNeverBan: with never_ban = ["127.0.0.1/32"], the treatment
+// that bans an address in TestAbuseBanEvidence (50 rejected echoscu
+// attempts, unknown AE title and no client certificate in turn) leaves
+// 127.0.0.1 unbanned, its registered peer served throughout, while the
+// same 50 attempts from 127.0.0.2, which is not exempt, ban 127.0.0.2.
+// echoscu cannot choose its source address, so its connections for
+// 127.0.0.2 go through a relay that dials the server from there.
+func TestAbuseNeverBan(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	dicomtest.RequireDCMTK(t, "echoscu")
+	const rejections = 50
+	dir := filepath.Join(t.TempDir(), "data")
+	clock := newFakeClock()
+	s, al := startGuarded(t, dir, clock, func(c *config.Config) {
+		c.Abuse.RejectionsBeforeBan = rejections
+		c.Abuse.NeverBan = []string{"127.0.0.1/32"}
+	})
+	m := addPeer(t, dir, "MODALITY", "--allow", "echo")
+	far := addPeer(t, dir, "FARAWAY", "--host", "127.0.0.2", "--allow", "echo")
+	if !strings.Contains(s.Logs.String(), "never_ban=127.0.0.1/32") {
+		t.Errorf("the exemption is not logged at start:\n%s", s.Logs.String())
+	}
+	type source struct {
+		name string
+		port string // what echoscu connects to on 127.0.0.1
+		peer bundle
+	}
+	sources := []source{
+		{"127.0.0.1", port(t, s.TLSAddr), m},
+		{"127.0.0.2", port(t, relayFrom(t, "127.0.0.2", s.TLSAddr)), far},
+	}
+	echoscu := func(src source, args ...string) (string, bool) {
+		r := dicomtest.RunSCUIn(t, src.peer.Dir, "echoscu", append(append([]string{"-v", "-to", "5", "-ta", "5", "-td", "5"}, args...), "127.0.0.1", src.port)...)
+		return strings.ToLower(string(r.Stderr) + string(r.Stdout)), r.ExitCode == 0
+	}
+	valid := func(src source) []string {
+		return append([]string{"-aet", src.peer.AE, "-aec", archiveAE}, src.peer.DCMTKTLS()...)
+	}
+	abuse := func(src source) {
+		t.Helper()
+		stranger := append([]string{"-aet", "STRANGER", "-aec", archiveAE}, src.peer.DCMTKTLS()...)
+		noCert := []string{"-aet", src.peer.AE, "-aec", archiveAE, "+tla", "+cf", src.peer.CA}
+		for i := range rejections {
+			args, what := stranger, "unknown calling AE title"
+			if i%2 == 1 {
+				args, what = noCert, "no client certificate"
+			}
+			out, ok := echoscu(src, args...)
+			if ok {
+				t.Fatalf("%s, attempt %d (%s) succeeded:\n%s", src.name, i+1, what, out)
+			}
+			if i%2 == 0 && !strings.Contains(out, "calling ae title not recognized") {
+				t.Fatalf("%s, attempt %d (%s) was not rejected by the policy (banned?):\n%s", src.name, i+1, what, out)
+			}
+		}
+	}
+	for _, src := range sources {
+		if out, ok := echoscu(src, valid(src)...); !ok {
+			t.Fatalf("registered peer at %s refused before any abuse:\n%s", src.name, out)
+		}
+	}
+
+	exempt, other := sources[0], sources[1]
+	abuse(exempt)
+	if out, ok := echoscu(exempt, valid(exempt)...); !ok || !strings.Contains(out, "received echo response") {
+		t.Fatalf("registered peer at the exempt 127.0.0.1 refused after %d rejections:\n%s", rejections, out)
+	}
+	if err := echoFrom("127.0.0.1", s.TLSAddr, m.AE, m.TLS(t)); err != nil {
+		t.Fatalf("our client from the exempt 127.0.0.1: %v", err)
+	}
+	if n := al.count("address-banned"); n != 0 {
+		t.Fatalf("%d address-banned alerts after rejections from the exempt address, want none", n)
+	}
+	t.Logf("%d rejected associations from the exempt 127.0.0.1: not banned", rejections)
+
+	abuse(other)
+	ban := al.wait(t, "address-banned")
+	if ban.Remote != "127.0.0.2" {
+		t.Fatalf("ban alert %+v, want 127.0.0.2 banned", ban)
+	}
+	t.Logf("%d rejected associations from 127.0.0.2: banned", rejections)
+	if out, ok := echoscu(other, valid(other)...); ok || strings.Contains(out, "association rejected") {
+		t.Fatalf("registered peer at the banned 127.0.0.2: not refused before the association:\n%s", out)
+	}
+	if err := echoFrom("127.0.0.2", s.TLSAddr, far.AE, far.TLS(t)); !refusedEarly(err) {
+		t.Fatalf("our client from the banned 127.0.0.2: %v, want a refusal before the association", err)
+	}
+	// Still served at the exempt address, and still not banned by more.
+	abuse(exempt)
+	if out, ok := echoscu(exempt, valid(exempt)...); !ok {
+		t.Fatalf("registered peer at 127.0.0.1 refused during the ban of 127.0.0.2:\n%s", out)
+	}
+	if n := al.count("address-banned"); n != 1 {
+		t.Fatalf("%d address-banned alerts, want 1 (127.0.0.2's)", n)
+	}
+}
+
+// relayFrom forwards each connection made to the loopback address it
+// returns to target, dialled from the local address from: the server sees
+// the connection come from there, whatever program made it.
+func relayFrom(t *testing.T, from, target string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	track := func(c net.Conn) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if conns == nil {
+			c.Close()
+			return false
+		}
+		conns[c] = true
+		return true
+	}
+	pipe := func(dst, src net.Conn) {
+		defer wg.Done()
+		io.Copy(dst, src)
+		dst.(*net.TCPConn).CloseWrite()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if !track(c) {
+				return
+			}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+			u, err := d.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			if !track(u) {
+				c.Close()
+				return
+			}
+			wg.Add(2)
+			go pipe(u, c)
+			go pipe(c, u)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		wg.Wait()
+	})
+	return l.Addr().String()
 }
 
 // TestAbuseLimits: each limit on its own, with our client.
