@@ -29,7 +29,9 @@ its severity and what to do. It changes nothing.
 The probes are one TLS handshake without a client certificate and, when the
 unencrypted listener is on, one association under an unregistered AE title.
 A healthy server refuses both, and each counts as one rejected attempt from
-this machine's address (see [abuse] in the configuration).
+the address the probes come from (see [abuse] in the configuration): doctor
+says how many runs within ban_duration get that address banned, unless
+[abuse] never_ban lists it.
 
 Exit status: 0 when nothing of high severity was found, 2 when something was,
 1 when doctor could not run.`,
@@ -81,6 +83,9 @@ func writeDoctorText(w interface{ Write([]byte) (int, error) }, r *doctor.Report
 	fmt.Fprintf(w, "dicomshield doctor: %s\n\n", r.Dir)
 	for _, p := range r.Probes {
 		line := fmt.Sprintf("%s listener %s: %s", p.Listener, p.Address, p.Result)
+		if p.From != "" {
+			line = fmt.Sprintf("%s listener %s (probed from %s): %s", p.Listener, p.Address, p.From, p.Result)
+		}
 		if p.TLSVersion != "" {
 			line += ", " + p.TLSVersion
 		}

@@ -20,6 +20,7 @@ var checks = []func(*state) []Finding{
 	checkAcceptedRisks,
 	checkMetrics,
 	checkAbuseLimits,
+	checkNeverBan,
 	checkTamper,
 	checkAuditForwarding,
 	checkPeers,
@@ -86,6 +87,53 @@ func checkAbuseLimits(st *state) []Finding {
 			Fix:     "Remove that line from the [abuse] section so the default applies."})
 	}
 	return out
+}
+
+// localRanges are the ranges never_ban may name without a warning: loopback
+// and the private ranges (RFC 1918, IPv6 unique local), which only the
+// clinic's own networks use.
+var localRanges = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("fc00::/7"),
+}
+
+// isLocalRange reports whether all of p lies in loopback or a private
+// range.
+func isLocalRange(p netip.Prefix) bool {
+	for _, r := range localRanges {
+		if r.Bits() <= p.Bits() && r.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkNeverBan lists the addresses exempt from banning: each is a
+// deliberate weakening, worse when anyone outside the clinic may hold it.
+func checkNeverBan(st *state) []Finding {
+	if st.cfg == nil || len(st.cfg.Abuse.NeverBan) == 0 {
+		return nil
+	}
+	var outside []string
+	for _, e := range st.cfg.Abuse.NeverBan {
+		if p, err := config.ParseNeverBan(e); err != nil || !isLocalRange(p) {
+			outside = append(outside, e)
+		}
+	}
+	list := strings.Join(st.cfg.Abuse.NeverBan, ", ")
+	f := Finding{Check: "abuse-never-ban", Severity: Low,
+		Problem: fmt.Sprintf("These addresses are never banned (abuse.never_ban): %s. Their rejected attempts are not counted, so from there AE titles can be guessed and certificates tried without end.", list),
+		Fix:     "Keep only the machines you control in never_ban (this one's loopback address for doctor and local tools), and remove an entry when its reason is gone."}
+	if len(outside) > 0 {
+		f.Severity = Medium
+		f.Problem += fmt.Sprintf(" %s %s neither loopback nor a private range: machines outside the clinic's own networks may send from there.", strings.Join(outside, ", "), pluralWord(len(outside), "is", "are"))
+		f.Fix = fmt.Sprintf("Remove %s from never_ban: exempt only machines you control, on this machine or the clinic's own networks.", strings.Join(outside, ", "))
+	}
+	return []Finding{f}
 }
 
 func checkTamper(st *state) []Finding {

@@ -8,8 +8,10 @@
 // probes of the listeners are two connections to this machine: a TLS
 // handshake without a client certificate, and one association request
 // under an unregistered AE title on the plain listener. Both are refused
-// by a healthy server and count against the loopback address's
-// rejections (see config [abuse]).
+// by a healthy server and count against the rejections of the address
+// they come from, which a probe binds to and reports (see config
+// [abuse]): doctor says how many runs get that address banned, unless
+// [abuse] never_ban exempts it.
 package doctor
 
 import (

@@ -86,7 +86,7 @@ func TestChecks(t *testing.T) {
 	}{
 		{"fresh install", nil,
 			map[string]doctor.Severity{"no-peers": doctor.Info, "audit-not-forwarded": doctor.Medium},
-			[]string{"config-unusable", "plaintext-listener", "accepted-risk", "metrics-public", "abuse-limit-off", "series-sealing-off", "foreign-study-allowed", "peer-may-reopen", "peer-wide-range",
+			[]string{"config-unusable", "plaintext-listener", "accepted-risk", "metrics-public", "abuse-limit-off", "abuse-never-ban", "series-sealing-off", "foreign-study-allowed", "peer-may-reopen", "peer-wide-range",
 				"peer-all-rights", "peer-plaintext", "user-identity-not-required", "ca-expiry", "ca-missing", "peer-cert-expiry",
 				"data-dir-permissions", "key-permissions", "file-permissions", "peers-unreadable"}},
 		{"a tidy peer", func(t *testing.T, dir string, reg *policy.FileRegistry, _ *pki.CA) time.Time {
@@ -129,6 +129,22 @@ func TestChecks(t *testing.T) {
 			writeConfig(t, dir, "[abuse]\nrejections_before_ban = 0\nattempts_per_minute = 0\n")
 			return time.Time{}
 		}, map[string]doctor.Severity{"abuse-limit-off": doctor.Medium}, nil},
+		{"never_ban loopback and private ranges", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			writeConfig(t, dir, "[abuse]\nnever_ban = [\"127.0.0.1\", \"::1\", \"10.0.4.0/24\", \"172.16.0.0/12\", \"192.168.7.7\", \"fd00:1:2:3::/64\"]\n")
+			return time.Time{}
+		}, map[string]doctor.Severity{"abuse-never-ban": doctor.Low}, []string{"abuse-limit-off", "config-unusable"}},
+		{"never_ban a public address", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			writeConfig(t, dir, "[abuse]\nnever_ban = [\"127.0.0.1\", \"198.51.100.7\"]\n")
+			return time.Time{}
+		}, map[string]doctor.Severity{"abuse-never-ban": doctor.Medium}, nil},
+		{"never_ban a range wider than a private one", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			writeConfig(t, dir, "[abuse]\nnever_ban = [\"10.0.0.0/7\"]\n")
+			return time.Time{}
+		}, map[string]doctor.Severity{"abuse-never-ban": doctor.Medium}, nil},
+		{"never_ban link-local IPv6", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
+			writeConfig(t, dir, "[abuse]\nnever_ban = [\"fe80::/64\"]\n")
+			return time.Time{}
+		}, map[string]doctor.Severity{"abuse-never-ban": doctor.Medium}, nil},
 		{"config with an unknown option", func(t *testing.T, dir string, _ *policy.FileRegistry, _ *pki.CA) time.Time {
 			writeConfig(t, dir, "listen_tsl = \":2762\"\n")
 			return time.Time{}
@@ -245,6 +261,58 @@ func TestChecks(t *testing.T) {
 			for i := 1; i < len(r.Findings); i++ {
 				if r.Findings[i].Severity > r.Findings[i-1].Severity {
 					t.Fatalf("findings not worst first: %+v", r.Findings)
+				}
+			}
+		})
+	}
+}
+
+// TestNeverBanFinding: the abuse-never-ban finding lists every exempt
+// entry and names those outside loopback and the private ranges.
+func TestNeverBanFinding(t *testing.T) {
+	tests := []struct {
+		name     string
+		neverBan string
+		severity doctor.Severity
+		says     []string
+		not      []string
+	}{
+		{"loopback only", `["127.0.0.1", "::1"]`, doctor.Low,
+			[]string{"never banned (abuse.never_ban): 127.0.0.1, ::1.", "guessed"}, []string{"neither loopback"}},
+		{"one public", `["10.0.4.0/24", "203.0.113.0/24"]`, doctor.Medium,
+			[]string{"10.0.4.0/24, 203.0.113.0/24.", " 203.0.113.0/24 is neither loopback nor a private range", "Remove 203.0.113.0/24 from never_ban: exempt only machines you control"}, []string{"10.0.4.0/24 is neither"}},
+		{"two public", `["2001:db8::1", "192.0.2.0/24", "192.168.1.1"]`, doctor.Medium,
+			[]string{"2001:db8::1, 192.0.2.0/24 are neither loopback nor a private range", "Remove 2001:db8::1, 192.0.2.0/24 from never_ban"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, _, _ := dataDir(t)
+			writeConfig(t, dir, "[abuse]\nnever_ban = "+tt.neverBan+"\n")
+			r, err := doctor.Inspect(context.Background(), doctor.Options{Dir: dir, NoProbe: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var f *doctor.Finding
+			for i := range r.Findings {
+				if r.Findings[i].Check == "abuse-never-ban" {
+					if f != nil {
+						t.Fatalf("two abuse-never-ban findings: %+v", r.Findings)
+					}
+					f = &r.Findings[i]
+				}
+			}
+			if f == nil || f.Severity != tt.severity {
+				t.Fatalf("abuse-never-ban %+v, want severity %v", f, tt.severity)
+			}
+			text := f.Problem + " " + f.Fix
+			for _, s := range tt.says {
+				if !strings.Contains(text, s) {
+					t.Errorf("finding does not say %q: %s", s, text)
+				}
+			}
+			for _, s := range tt.not {
+				if strings.Contains(text, s) {
+					t.Errorf("finding says %q: %s", s, text)
 				}
 			}
 		})

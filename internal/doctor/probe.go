@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/dicomshield/dicomshield/internal/abuse"
 	"github.com/dicomshield/dicomshield/internal/dimse"
 	"github.com/dicomshield/dicomshield/internal/ul"
 )
@@ -23,7 +25,14 @@ const ProbeAETitle = "DOCTOR-PROBE"
 type Probe struct {
 	Listener string `json:"listener"` // "tls" or "plain"
 	Address  string `json:"address"`  // what was dialled
-	Up       bool   `json:"up"`
+	// From is the address the probe came from, the one the server counts
+	// its rejection against ("" if doctor could not tell).
+	From string `json:"from,omitempty"`
+	Up   bool   `json:"up"`
+	// Rejected says the listener rejected the probe as it rejects a
+	// stranger, which counts as one rejection against From (see [abuse]
+	// in the configuration).
+	Rejected bool `json:"rejected,omitempty"`
 	// Result says in words what the listener did.
 	Result string `json:"result"`
 	// TLSVersion and Certificate describe a TLS listener.
@@ -55,6 +64,33 @@ func dialTarget(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// probeSource returns the address this machine sends from to reach addr,
+// as its routing chooses it (a UDP socket is connected, which sends
+// nothing), or the zero Addr if it cannot tell. The probes bind to it, so
+// that what doctor reports is the address the server saw.
+func probeSource(addr string) netip.Addr {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer c.Close()
+	if ua, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ua.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// localAddr is the address a probe binds to: src with any port, or nil
+// to let the system choose.
+func localAddr(src netip.Addr) net.Addr {
+	if !src.IsValid() {
+		return nil
+	}
+	return &net.TCPAddr{IP: src.AsSlice()}
+}
+
 func probe(ctx context.Context, st *state, timeout time.Duration) ([]Probe, []Finding) {
 	var probes []Probe
 	var out []Finding
@@ -66,7 +102,57 @@ func probe(ctx context.Context, st *state, timeout time.Duration) ([]Probe, []Fi
 		p, f := probePlain(ctx, st, dialTarget(st.cfg.Listen), timeout)
 		probes, out = append(probes, p), append(out, f...)
 	}
-	return probes, out
+	return probes, append(out, probesCounted(st, probes)...)
+}
+
+// probesCounted tells, for each address doctor's probes came from that
+// never_ban does not exempt, how many rejections each run counts against
+// it and how many runs ban it.
+func probesCounted(st *state, probes []Probe) []Finding {
+	a := st.cfg.Abuse
+	if a.RejectionsBeforeBan <= 0 {
+		return nil // banning is off (abuse-limit-off says so)
+	}
+	limits := abuse.Limits{NeverBan: a.NeverBanPrefixes()}
+	var sources []string
+	count := map[string]int{}
+	for _, p := range probes {
+		if !p.Rejected || p.From == "" {
+			continue
+		}
+		if src, err := netip.ParseAddr(p.From); err != nil || limits.Exempt(src) {
+			continue
+		}
+		if count[p.From] == 0 {
+			sources = append(sources, p.From)
+		}
+		count[p.From]++
+	}
+	var out []Finding
+	for _, src := range sources {
+		n := count[src]
+		runs := (a.RejectionsBeforeBan + n - 1) / n
+		who := "address " + src
+		if ip, _ := netip.ParseAddr(src); ip.IsLoopback() {
+			who = "this machine's loopback address " + src
+		}
+		add := fmt.Sprintf("never_ban = [%q]", src)
+		if len(a.NeverBan) > 0 {
+			add = fmt.Sprintf("%q to never_ban", src)
+		}
+		out = append(out, Finding{Check: "probe-counts-rejections", Severity: Info,
+			Problem: fmt.Sprintf("Each doctor run counts %d rejected %s against %s, which its probes come from: %d within %s ban it (abuse.rejections_before_ban, ban_duration), so %d %s of doctor within %s lock out this machine's tools, and any registered device at that address, for %s.",
+				n, pluralWord(n, "attempt", "attempts"), who, a.RejectionsBeforeBan, a.BanDuration, runs, pluralWord(runs, "run", "runs"), a.BanDuration, a.BanDuration),
+			Fix: fmt.Sprintf("If only programs you control send from %s, exempt it: add %s in the [abuse] section (its rejections are then not counted; the connection limits still apply). Otherwise run doctor less often, or with --no-probe.", src, add)})
+	}
+	return out
+}
+
+func pluralWord(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // notAnswering turns a failed dial into a probe result and finding.
@@ -88,12 +174,24 @@ func probeTLS(ctx context.Context, st *state, addr string, timeout time.Duration
 	p := Probe{Listener: "tls", Address: addr}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
+	src := probeSource(addr)
+	d := net.Dialer{LocalAddr: localAddr(src)}
 	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil && src.IsValid() {
+		// Bound to an address the system then would not use: let it
+		// choose, and read what it chose.
+		d.LocalAddr = nil
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return notAnswering(p, err, "TLS listener")
 	}
 	defer nc.Close()
+	if ta, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			p.From = a.Unmap().String()
+		}
+	}
 	nc.SetDeadline(time.Now().Add(timeout))
 	var presented []*x509.Certificate
 	tc := tls.Client(nc, &tls.Config{
@@ -171,6 +269,7 @@ func probeTLS(ctx context.Context, st *state, addr string, timeout time.Duration
 		}
 	}
 	p.Result = "presents its certificate and refuses clients without one"
+	p.Rejected = true
 	return p, out
 }
 
@@ -178,9 +277,22 @@ func probePlain(ctx context.Context, st *state, addr string, timeout time.Durati
 	p := Probe{Listener: "plain", Address: addr}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cl, err := dimse.Dial(ctx, addr, &dimse.DialOptions{CallingAE: ProbeAETitle, CalledAE: st.cfg.AETitle, ConnectTimeout: timeout,
-		UL:       ul.Config{AssociateTimeout: timeout},
-		Contexts: []dimse.Proposal{{AbstractSyntax: dimse.VerificationSOPClass, TransferSyntaxes: []string{"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}}}})
+	dial := func(local net.Addr) (*dimse.Client, error) {
+		return dimse.Dial(ctx, addr, &dimse.DialOptions{CallingAE: ProbeAETitle, CalledAE: st.cfg.AETitle, ConnectTimeout: timeout, LocalAddr: local,
+			UL:       ul.Config{AssociateTimeout: timeout},
+			Contexts: []dimse.Proposal{{AbstractSyntax: dimse.VerificationSOPClass, TransferSyntaxes: []string{"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}}}})
+	}
+	src := probeSource(addr)
+	if src.IsValid() {
+		p.From = src.String()
+	}
+	cl, err := dial(localAddr(src))
+	if op := (*net.OpError)(nil); err != nil && src.IsValid() && errors.As(err, &op) && op.Op == "dial" {
+		// As in probeTLS: let the system choose; the address is then
+		// unknown.
+		p.From = ""
+		cl, err = dial(nil)
+	}
 	var rj *ul.RejectedError
 	switch {
 	case err == nil:
@@ -193,6 +305,8 @@ func probePlain(ctx context.Context, st *state, addr string, timeout time.Durati
 	case errors.As(err, &rj):
 		p.Up = true
 		p.Result = "answers plain DICOM and rejects unregistered AE titles (" + rj.Error() + ")"
+		// A transient rejection (the server busy) is not counted.
+		p.Rejected = rj.RJ.Result != ul.RejectTransient
 		return p, nil
 	}
 	var op *net.OpError

@@ -86,9 +86,15 @@ func TestProbes(t *testing.T) {
 			if len(r.Probes) != 1 || r.Probes[0].Listener != "tls" || r.Probes[0].Up != tt.up {
 				t.Fatalf("probes %+v", r.Probes)
 			}
+			if r.Probes[0].Rejected {
+				t.Errorf("probe %+v counted as a rejection by a listener that is not dicomshield", r.Probes[0])
+			}
 			got := map[string]doctor.Severity{}
 			for _, f := range r.Findings {
 				got[f.Check] = f.Severity
+			}
+			if _, ok := got["probe-counts-rejections"]; ok {
+				t.Errorf("probe-counts-rejections reported though no listener rejected the probe: %+v", r.Findings)
 			}
 			for check, sev := range tt.want {
 				if s, ok := got[check]; !ok || s != sev {
