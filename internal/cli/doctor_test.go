@@ -163,8 +163,12 @@ func TestDoctorCountsItsRejections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
-			tlsAddr := fmt.Sprintf("127.0.0.1:%d", dicomtest.FreePort(t))
-			plainAddr := fmt.Sprintf("127.0.0.1:%d", dicomtest.FreePort(t))
+			tlsPort := dicomtest.FreePort(t)
+			plainPort := dicomtest.FreePort(t)
+			for plainPort == tlsPort {
+				plainPort = dicomtest.FreePort(t)
+			}
+			tlsAddr, plainAddr := fmt.Sprintf("127.0.0.1:%d", tlsPort), fmt.Sprintf("127.0.0.1:%d", plainPort)
 			cfg := fmt.Sprintf("version = 1\nlisten_tls = %q\nlisten = %q\naccept_risk = [\"plaintext\"]\nmetrics = \"\"\n[abuse]\nrejections_before_ban = 4\n%s\n", tlsAddr, plainAddr, tt.neverBan)
 			if err := writeDataConfig(dir, cfg); err != nil {
 				t.Fatal(err)
