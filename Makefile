@@ -3,16 +3,16 @@ GO       ?= go
 PKGS     := ./...
 BIN      := bin/dicomshield
 
-.PHONY: all build test fmt-check vet unit fuzz bench bench-net bench-ingest bench-find bench-scan clean
+.PHONY: all build test fmt-check vet lint unit fuzz bench bench-net bench-ingest bench-find bench-scan clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/dicomshield
 
-# The whole test suite: formatting, vet, unit and interop tests (real DCMTK
-# peers; .ci/run installs them) with the race detector.
-test: fmt-check vet unit
+# The whole test suite: formatting, vet, staticcheck, unit and interop tests
+# (real DCMTK peers; .ci/run installs them) with the race detector.
+test: fmt-check vet lint unit
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -21,6 +21,13 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 	cd bench && $(GO) vet ./...
+
+# staticcheck 2026.2.2 (module v0.8.2), pinned: `go run` fetches this version through the module
+# proxy without adding it to go.mod (about 15 s the first time).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(STATICCHECK) $(PKGS)
+	cd bench && $(STATICCHECK) ./...
 
 unit:
 	$(GO) test -race -count=1 $(PKGS)

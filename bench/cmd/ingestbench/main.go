@@ -86,6 +86,10 @@ func main() {
 	flag.StringVar(&o.srvDir, "srv", "", "parent of the receivers' data directories (default: in the work directory); e.g. /dev/shm to take the disk and fsync out")
 	flag.StringVar(&o.baseline, "baseline", "", "also run this other dicomshield binary (e.g. built from an earlier commit) on its plain listener, as receiver ds-base, interleaved with the others: a before/after comparison in one run")
 	flag.Parse()
+	if o.runs < 1 {
+		fmt.Fprintln(os.Stderr, "ingestbench: -runs must be at least 1")
+		os.Exit(2)
+	}
 	log.SetFlags(0)
 	log.SetPrefix("ingestbench: ")
 	if err := run(&o); err != nil {
@@ -379,7 +383,7 @@ func (b *bench) start(t target) (*receiver, error) {
 				break
 			} else if time.Now().After(deadline) {
 				r.stop()
-				return nil, fmt.Errorf("Orthanc: GET /system: %v (see %s)", err, logf)
+				return nil, fmt.Errorf("orthanc: GET /system: %v (see %s)", err, logf)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
