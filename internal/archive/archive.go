@@ -132,7 +132,7 @@ func Open(dir string, logger *slog.Logger) (*Archive, *Setup, error) {
 	a := &Archive{Dir: dir, Identity: auth, Config: cfg, CA: ca, Registry: reg, Index: ix, Blobs: bl, Logger: logger, Audit: audit.Discard{},
 		Policy: &policy.Policy{Registry: reg, AETitle: cfg.AETitle}, perPeer: map[string]int{}, pending: map[string]*slot{}, metrics: newMetrics()}
 	if err := a.recover(context.Background()); err != nil {
-		ix.Close()
+		a.Close()
 		return nil, nil, fmt.Errorf("archive: recovery: %w", err)
 	}
 	return a, setup, nil
@@ -189,8 +189,13 @@ func (a *Archive) recover(ctx context.Context) error {
 	return err
 }
 
-// Close closes the index.
-func (a *Archive) Close() error { return a.Index.Close() }
+// Close closes the index and the users file.
+func (a *Archive) Close() error {
+	if a.Identity != nil && a.Identity.Users != nil {
+		a.Identity.Users.Close()
+	}
+	return a.Index.Close()
+}
 
 // Listeners opens the configured listeners: TLS (always, unless
 // configured off) and plain (only when configured).

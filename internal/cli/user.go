@@ -103,6 +103,7 @@ func newUserAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer users.Close()
 			pass, err := readPassword(cmd, fromStdin)
 			if err != nil {
 				return err
@@ -140,6 +141,7 @@ func newUserPasswdCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer users.Close()
 			if _, err := users.Get(cmd.Context(), args[0]); err != nil {
 				return err
 			}
@@ -170,6 +172,7 @@ func newUserListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer users.Close()
 			list, err := users.List(cmd.Context())
 			if err != nil {
 				return err
@@ -197,6 +200,7 @@ func newUserRemoveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer users.Close()
 			if err := users.Remove(cmd.Context(), args[0]); err != nil {
 				return err
 			}

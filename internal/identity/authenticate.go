@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -32,6 +33,10 @@ type Result struct {
 	// Rights are those the roles grant (to be intersected with the
 	// peer's); nil when not Verified.
 	Rights []policy.Right
+	// stamp identifies the stored password that verified a password
+	// user: a digest of its hash (never the hash, never the password),
+	// so that Recheck tells a changed password from the same one.
+	stamp [sha256.Size]byte
 }
 
 // Authenticator checks the user identity of an association request.
@@ -108,6 +113,46 @@ func (a *Authenticator) password(ctx context.Context, name, password string) (*R
 	if !checkHash(usr.Hash, password) {
 		return nil, fmt.Errorf("%w: wrong password for user %q", ErrBadCredentials, name)
 	}
+	return passwordResult(usr), nil
+}
+
+func passwordResult(usr User) *Result {
 	roles := []Role{usr.Role}
-	return &Result{Name: name, Verified: true, Method: MethodPassword, Roles: roles, Rights: RightsOf(roles)}, nil
+	return &Result{Name: usr.Name, Verified: true, Method: MethodPassword, Roles: roles, Rights: RightsOf(roles),
+		stamp: sha256.Sum256([]byte(usr.Hash))}
+}
+
+// Recheck decides again, against the users file as it is now, a user
+// that Authenticate verified earlier (an association still open). It
+// returns the user as the file has it now (the roles and rights of its
+// current role), or why the authentication no longer holds: the user was
+// removed, or its password changed since (the association was accepted
+// with the old one; a user removed and added again has a new password
+// too). An error wraps ErrUnavailable: the file cannot be read now, and
+// nothing is decided.
+//
+// Only password users are decided: a token (type 5) was verified against
+// its issuer, which holds that user, not users.json; a local user of the
+// same name is another account. A token's association keeps what it was
+// accepted with, as does a user name alone (type 1), which proved nothing
+// and changed no rights: res comes back unchanged for both.
+func (a *Authenticator) Recheck(ctx context.Context, res *Result) (now *Result, why string, err error) {
+	if res == nil || !res.Verified || res.Method != MethodPassword {
+		return res, "", nil
+	}
+	if a.Users == nil {
+		return nil, fmt.Sprintf("user %s was removed (no users file)", res.Name), nil
+	}
+	usr, err := a.Users.Get(ctx, res.Name)
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return nil, fmt.Sprintf("user %s was removed", res.Name), nil
+	case err != nil:
+		return nil, "", err
+	}
+	now = passwordResult(usr)
+	if now.stamp != res.stamp {
+		return nil, fmt.Sprintf("the password of user %s was changed since it authenticated", res.Name), nil
+	}
+	return now, "", nil
 }

@@ -57,7 +57,8 @@ func CheckName(s string) error {
 // it, so a running server and `dicomshield user` commands can share it.
 // Each read checks whether the file changed and re-reads it: a removed
 // user or changed password takes effect from the next association, with
-// no restart.
+// no restart, and Generation tells a server when to decide its open
+// associations again.
 //
 // It fails closed: a file that cannot be read, does not parse, or can be
 // changed by other users makes every lookup fail until it is fixed. A
@@ -65,18 +66,22 @@ func CheckName(s string) error {
 type Users struct {
 	path string
 
-	mu    sync.Mutex
-	users map[string]User
-	info  fs.FileInfo
-	err   error
+	mu     sync.Mutex
+	users  map[string]User
+	pinned *os.File    // the loaded version, kept open so its inode is not reused
+	info   fs.FileInfo // its stat when loaded; nil when the file was absent
+	err    error       // why the loaded version is unusable, if it is
+	gen    uint64      // counts the versions loaded (Generation)
 }
 
-// OpenUsers opens the users file at path; it need not exist.
+// OpenUsers opens the users file at path; it need not exist. Close
+// releases the open file it keeps.
 func OpenUsers(path string) (*Users, error) {
 	u := &Users{path: path}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if err := u.refresh(); err != nil {
+		u.closePinned()
 		return nil, err
 	}
 	return u, nil
@@ -84,6 +89,27 @@ func OpenUsers(path string) (*Users, error) {
 
 // Path returns the file's path.
 func (u *Users) Path() string { return u.path }
+
+// Close releases the open file Users keeps; further use re-opens.
+func (u *Users) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closePinned()
+	u.info, u.users, u.err = nil, nil, nil
+	return nil
+}
+
+// Generation re-reads the file if it changed and returns a number that
+// changes whenever a new version of it was loaded (and only then),
+// usable or not: a server polls it to decide its open associations again
+// when users are removed, their passwords changed or their roles changed
+// by `dicomshield user`. The error is the file's, as from Get.
+func (u *Users) Generation() (uint64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	err := u.refresh()
+	return u.gen, err
+}
 
 // Get returns the user called name, or an error wrapping ErrUnknownUser
 // (or, when the file is unusable, ErrUnavailable).
@@ -209,11 +235,19 @@ type usersFile struct {
 	Users   []User `json:"users"`
 }
 
-// refresh re-reads the file when it is not the version loaded (another
-// inode, size, time or mode). u.mu is held.
+// refresh re-reads the file when it is not the version loaded: another
+// file (every write renames a new one into place; the loaded one is kept
+// open so that its inode number cannot be reused, which would let a new
+// version of the same size and time pass for the old), or the same file
+// with another size, modification time or mode (edited in place). u.mu
+// is held.
 func (u *Users) refresh() error {
 	fi, err := os.Stat(u.path)
 	if errors.Is(err, fs.ErrNotExist) {
+		if u.info != nil || u.users == nil || u.err != nil {
+			u.gen++
+		}
+		u.closePinned()
 		u.info, u.err, u.users = nil, nil, map[string]User{}
 		return nil
 	}
@@ -225,16 +259,22 @@ func (u *Users) refresh() error {
 		return u.err
 	}
 	f, err := os.Open(u.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Replaced between Stat and Open: the next call sees the new one.
+		return fmt.Errorf("%w: users file %s changed while being read; try again", ErrUnavailable, u.path)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: users file: %v", ErrUnavailable, err)
 	}
-	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return fmt.Errorf("%w: users file: %v", ErrUnavailable, err)
 	}
 	users, loadErr := readUsers(f, info)
-	u.info = info
+	u.gen++
+	u.closePinned()
+	u.pinned, u.info = f, info
 	if loadErr != nil {
 		u.users = map[string]User{}
 		u.err = fmt.Errorf("%w: users file %s: %v; every user is refused until it is fixed", ErrUnavailable, u.path, loadErr)
@@ -242,6 +282,13 @@ func (u *Users) refresh() error {
 	}
 	u.users, u.err = users, nil
 	return nil
+}
+
+func (u *Users) closePinned() {
+	if u.pinned != nil {
+		u.pinned.Close()
+		u.pinned = nil
+	}
 }
 
 func readUsers(f *os.File, info fs.FileInfo) (map[string]User, error) {
