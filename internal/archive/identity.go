@@ -27,12 +27,28 @@ const authTimeout = 15 * time.Second
 // and who the user is.
 type session struct {
 	peer *policy.Peer
-	// user is the user's name: authenticated when verified, only claimed
-	// (identity type 1) otherwise; "" when none was presented.
-	user     string
-	verified bool
+	// user is the user's name: authenticated when auth is set, only
+	// claimed (identity type 1) otherwise; "" when none was presented.
+	user string
+	// auth is the verified user (password or token) the association was
+	// accepted with, nil when none; the peer's rights above are narrowed
+	// to it. An open association is decided again against it (revoke.go).
+	auth *identity.Result
 	// slot is the association's place in its peer's count (slots.go).
 	slot *slot
+}
+
+// verified reports whether the association authenticated a user.
+func (s *session) verified() bool { return s.auth != nil && s.auth.Verified }
+
+// narrowTo returns peer with its rights narrowed to those of the verified
+// user res: what an association of that peer authenticated as res may
+// do. Acceptance narrows with it, and so does the re-decision of an open
+// association (revoke.go), so that both compute the same rights.
+func narrowTo(peer *policy.Peer, res *identity.Result) *policy.Peer {
+	narrowed := *peer
+	narrowed.Rights = identity.Intersect(peer.Rights, res.Rights)
+	return &narrowed
 }
 
 // userOf returns the association's user name for events ("" if none).
@@ -63,6 +79,7 @@ func newAuthenticator(dir string, cfg *config.Config) (*identity.Authenticator, 
 	if ic := cfg.Identity; ic.JWTEnabled() {
 		keys, err := identity.NewKeySource(ic.JWKS, ic.JWKSRefresh.Duration())
 		if err != nil {
+			users.Close()
 			return nil, err
 		}
 		jwt = &identity.JWTConfig{Issuer: ic.JWTIssuer, Audience: ic.JWTAudience, UserClaim: ic.JWTUserClaim,
@@ -142,11 +159,10 @@ func (a *Archive) authenticate(r *dimse.AssocRequest, peer *policy.Peer, remote 
 		a.Audit.Record(ev)
 		return &session{peer: peer, user: res.Name}, false, nil
 	}
-	narrowed := *peer
-	narrowed.Rights = identity.Intersect(peer.Rights, res.Rights)
+	narrowed := narrowTo(peer, res)
 	ev.User, ev.Outcome = res.Name, audit.Success
 	ev.Description = fmt.Sprintf("authenticated by %s, roles %v, may %s", res.Method, res.Roles, policy.FormatRights(narrowed.Rights))
 	a.Audit.Record(ev)
 	a.Logger.Info("user authenticated", "calling_ae", peer.AETitle, "user", res.Name, "method", res.Method, "rights", policy.FormatRights(narrowed.Rights))
-	return &session{peer: &narrowed, user: res.Name, verified: true}, id.PositiveResponseRequested, nil
+	return &session{peer: narrowed, user: res.Name, auth: res}, id.PositiveResponseRequested, nil
 }

@@ -2,22 +2,26 @@ package archive
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/dimse"
+	"github.com/dicomshield/dicomshield/internal/identity"
 	"github.com/dicomshield/dicomshield/internal/pki"
 	"github.com/dicomshield/dicomshield/internal/policy"
 )
 
-// peerCheckInterval is how often serve looks at the peer registry for
-// changes made by `peer revoke`, `peer remove`, `peer set` or `peer add`
-// (a stat of peers.json when nothing changed): a revoked certificate's
-// open associations end within about this long. Half a second costs
-// nothing and is well inside what an administrator revoking a stolen
-// certificate waits for.
+// peerCheckInterval is how often serve looks at the peer registry and
+// the users file for changes made by `peer revoke`, `peer remove`, `peer
+// set`, `peer add` or `user remove`, `user passwd`, `user add` (a stat of
+// peers.json and one of users.json when nothing changed): a revoked
+// certificate's or a removed user's open associations end within about
+// this long. Half a second costs nothing and is well inside what an
+// administrator revoking a stolen certificate or password waits for.
 const peerCheckInterval = 500 * time.Millisecond
 
 // AlertAbortedRevoked names the security alert recorded when an open
@@ -25,10 +29,17 @@ const peerCheckInterval = 500 * time.Millisecond
 // right the association can use.
 const AlertAbortedRevoked = "association-aborted-revoked"
 
+// AlertAbortedUser names the security alert recorded when an open
+// association is aborted because the user it authenticated with a
+// password was removed, its password was changed, or its role no longer
+// allows a service the association can use.
+const AlertAbortedUser = "association-aborted-user"
+
 // watchPeers re-decides the open associations whenever the peer registry
-// changes, and each new association once after it is established (it may
-// have been accepted against the registry as it was a moment before a
-// change), until ctx ends. See recheck for what ends an association.
+// or the users file changes, and each new association once after it is
+// established (it may have been accepted against the files as they were
+// a moment before a change), until ctx ends. See recheck for what ends an
+// association.
 func (a *Archive) watchPeers(ctx context.Context) {
 	t := time.NewTicker(peerCheckInterval)
 	defer t.Stop()
@@ -45,14 +56,16 @@ func (a *Archive) watchPeers(ctx context.Context) {
 
 // peerWatch is what watchPeers remembers between looks.
 type peerWatch struct {
-	started bool
-	gen     uint64
-	warned  bool                  // the registry is unusable and that was logged
-	checked map[*dimse.Assoc]bool // associations decided against gen
+	started     bool
+	gen         uint64                // the peer registry's generation
+	usersGen    uint64                // the users file's
+	warned      bool                  // the registry is unusable and that was logged
+	usersWarned bool                  // the users file is unusable and that was logged
+	checked     map[*dimse.Assoc]bool // associations decided against gen and usersGen
 }
 
-// checkPeers is one look: every open association if the registry
-// changed since the last, otherwise those not checked yet.
+// checkPeers is one look: every open association if the registry or the
+// users file changed since the last, otherwise those not checked yet.
 func (a *Archive) checkPeers(ctx context.Context, w *peerWatch) {
 	gen, err := a.Registry.Generation()
 	if err != nil {
@@ -67,8 +80,20 @@ func (a *Archive) checkPeers(ctx context.Context, w *peerWatch) {
 		return
 	}
 	w.warned = false
-	all := !w.started || gen != w.gen
-	w.started, w.gen = true, gen
+	usersGen, err := a.usersGeneration()
+	if err != nil {
+		// The same for users: password users are refused new
+		// associations (rejected-transient) and the open ones are kept;
+		// the users recheck finds the file unusable and decides nothing.
+		if !w.usersWarned {
+			a.Logger.Error("users file unusable: password users are refused new associations, open ones kept until it is fixed", "err", err)
+			w.usersWarned = true
+		}
+	} else {
+		w.usersWarned = false
+	}
+	all := !w.started || gen != w.gen || usersGen != w.usersGen
+	w.started, w.gen, w.usersGen = true, gen, usersGen
 	a.mu.Lock()
 	servers := append([]*dimse.Server(nil), a.servers...)
 	a.mu.Unlock()
@@ -80,11 +105,9 @@ func (a *Archive) checkPeers(ctx context.Context, w *peerWatch) {
 				continue
 			}
 			w.checked[as] = true
-			why, revoked, keep := a.recheck(ctx, as)
-			if keep {
-				continue
+			if v, keep := a.recheck(ctx, as); !keep {
+				a.abortAssoc(s, as, v)
 			}
-			a.abortRevoked(s, as, why, revoked)
 		}
 	}
 	for as := range w.checked {
@@ -94,15 +117,26 @@ func (a *Archive) checkPeers(ctx context.Context, w *peerWatch) {
 	}
 }
 
-// recheck decides an open association again, as the policy would decide
-// it now: it is kept unless its peer is gone, its certificate is revoked
-// or no longer the one the registry pins (re-issued, renewed), its address
-// or transport is no longer allowed, the peer now requires a user the
-// association did not authenticate, or the peer lost a right the
-// association's accepted presentation contexts let it use. why says which,
-// for the log and the trail; revoked is set when the certificate was
-// revoked. A registry that cannot be read keeps the association.
-func (a *Archive) recheck(ctx context.Context, as *dimse.Assoc) (why string, revoked, keep bool) {
+// usersGeneration is the users file's generation (0 when the archive has
+// no users file).
+func (a *Archive) usersGeneration() (uint64, error) {
+	if a.Identity == nil || a.Identity.Users == nil {
+		return 0, nil
+	}
+	return a.Identity.Users.Generation()
+}
+
+// verdict is why an open association is to be aborted.
+type verdict struct {
+	why     string        // for the log and the trail
+	alert   string        // AlertAbortedRevoked or AlertAbortedUser
+	outcome audit.Outcome // of the alert
+}
+
+// recheck decides an open association again, as acceptance would decide
+// it now, from the peer registry and the users file as they are: see
+// decide.
+func (a *Archive) recheck(ctx context.Context, as *dimse.Assoc) (v verdict, keep bool) {
 	req := policy.Request{CallingAE: as.CallingAE, CalledAE: as.CalledAE, TLS: as.TLS != nil}
 	if ap, err := netip.ParseAddrPort(as.RemoteAddr.String()); err == nil {
 		req.Remote = ap.Addr()
@@ -113,30 +147,112 @@ func (a *Archive) recheck(ctx context.Context, as *dimse.Assoc) (why string, rev
 			req.CertSerial = pki.Serial(as.TLS.PeerCertificates[0])
 		}
 	}
-	d := a.Policy.Associate(ctx, req)
+	sess, _ := as.Values.(*session)
+	user := func() (*identity.Result, string, error) {
+		if a.Identity == nil {
+			return nil, "", errors.New("no authenticator")
+		}
+		return a.Identity.Recheck(ctx, sess.auth)
+	}
+	return decide(a.Policy.Associate(ctx, req), sess, as.AbstractSyntaxes, user)
+}
+
+// decide is the decision on an open association whose session is sess
+// and whose accepted presentation contexts have the abstract syntaxes
+// abstracts, given d, the policy's decision on it now, and user, which
+// looks up the association's verified user now
+// (identity.Authenticator.Recheck). The association is kept unless
+//
+//   - its peer is gone, its certificate is revoked or no longer the one
+//     the registry pins (re-issued, renewed), its address or transport is
+//     no longer allowed, the peer now requires a user the association did
+//     not authenticate, or the peer lost a right the association can use
+//     (AlertAbortedRevoked);
+//   - the user it authenticated with a password was removed, or its
+//     password changed since, or its role, intersected with the peer's
+//     rights as acceptance does (narrowTo), no longer grants a right the
+//     association can use (AlertAbortedUser). Token users and user names
+//     alone are not decided again (identity.Authenticator.Recheck says
+//     why).
+//
+// A right the association can use is one it was accepted with that its
+// presentation contexts let it use (rightsInUse): taking away a right it
+// never negotiated leaves it alone. A registry or users file that cannot
+// be read keeps the association.
+func decide(d policy.Decision, sess *session, abstracts []string, user func() (*identity.Result, string, error)) (v verdict, keep bool) {
+	peerVerdict := func(why string) (verdict, bool) {
+		return verdict{why: why, alert: AlertAbortedRevoked, outcome: audit.MinorFailure}, false
+	}
 	if !d.Allowed {
 		if d.Transient {
-			return "", false, true
+			return verdict{}, true
 		}
-		return d.Reason, d.RevokedCert, false
+		v, keep := peerVerdict(d.Reason)
+		if d.RevokedCert {
+			// A revoked certificate still in use is the stolen-certificate
+			// case; a narrowed registration is an administrator's decision.
+			v.outcome = audit.SeriousFailure
+		}
+		return v, keep
 	}
-	sess, _ := as.Values.(*session)
 	if sess == nil || sess.peer == nil {
-		return "", false, true
+		return verdict{}, true
 	}
-	if d.Peer.RequireUser && !sess.verified {
-		return "peer " + d.Peer.AETitle + " now requires a user and this association authenticated none", false, false
+	if d.Peer.RequireUser && !sess.verified() {
+		return peerVerdict("peer " + d.Peer.AETitle + " now requires a user and this association authenticated none")
 	}
-	var lost []string
-	for _, r := range rightsInUse(sess.peer, as.AbstractSyntaxes) {
-		if !d.Peer.Can(r) {
-			lost = append(lost, string(r))
+	inUse := rightsInUse(sess.peer, abstracts)
+	if lost := lacking(d.Peer, inUse); len(lost) > 0 {
+		return peerVerdict("peer " + d.Peer.AETitle + " may no longer " + sayRights(lost) + ", which this association can use")
+	}
+	if !sess.verified() {
+		return verdict{}, true
+	}
+	now, why, err := user()
+	if err != nil {
+		return verdict{}, true // the users file is unusable: checkPeers logs it
+	}
+	// A user's change is an administrator's decision too, whatever it
+	// is: a password changed under an open association may be routine.
+	uv := verdict{why: why, alert: AlertAbortedUser, outcome: audit.MinorFailure}
+	if why != "" {
+		return uv, false
+	}
+	if lost := lacking(narrowTo(d.Peer, now), inUse); len(lost) > 0 {
+		uv.why = fmt.Sprintf("user %s, now of role %s, may no longer %s, which this association can use",
+			now.Name, formatRoles(now.Roles), sayRights(lost))
+		return uv, false
+	}
+	return verdict{}, true
+}
+
+// lacking returns the rights among inUse that peer does not have.
+func lacking(peer *policy.Peer, inUse []policy.Right) []policy.Right {
+	var lost []policy.Right
+	for _, r := range inUse {
+		if !peer.Can(r) {
+			lost = append(lost, r)
 		}
 	}
-	if len(lost) > 0 {
-		return "peer " + d.Peer.AETitle + " may no longer " + strings.Join(lost, ", ") + ", which this association can use", false, false
+	return lost
+}
+
+// sayRights lists rights for a sentence: "store, find".
+func sayRights(rs []policy.Right) string {
+	ss := make([]string, len(rs))
+	for i, r := range rs {
+		ss[i] = string(r)
 	}
-	return "", false, true
+	return strings.Join(ss, ", ")
+}
+
+// formatRoles lists roles for a sentence: "viewer".
+func formatRoles(roles []identity.Role) string {
+	ss := make([]string, len(roles))
+	for i, r := range roles {
+		ss[i] = string(r)
+	}
+	return strings.Join(ss, ",")
 }
 
 // rightsInUse returns the rights of peer (as the association was accepted)
@@ -175,21 +291,20 @@ func containsRight(rs []policy.Right, r policy.Right) bool {
 	return false
 }
 
-// abortRevoked aborts as on s and records why: in the log and as a
+// abortAssoc aborts as on s and records why: in the log and as a
 // security alert in the audit trail.
-func (a *Archive) abortRevoked(s *dimse.Server, as *dimse.Assoc, why string, revoked bool) {
-	if !s.Abort(as.ID, why) {
+func (a *Archive) abortAssoc(s *dimse.Server, as *dimse.Assoc, v verdict) {
+	if !s.Abort(as.ID, v.why) {
 		return // ended on its own meanwhile
 	}
 	ev := assocEvent(as, audit.SecurityAlert)
-	// A revoked certificate still in use is the stolen-certificate case;
-	// a narrowed registration is an administrator's decision.
-	ev.Outcome, ev.Alert = audit.MinorFailure, AlertAbortedRevoked
-	if revoked {
-		ev.Outcome = audit.SeriousFailure
-	}
-	ev.Description = "open association aborted: " + why
+	ev.Outcome, ev.Alert = v.outcome, v.alert
+	ev.Description = "open association aborted: " + v.why
 	a.Audit.Record(ev)
-	a.Logger.Warn("open association aborted: its peer's registration changed", "assoc", as.ID,
-		"calling_ae", strings.TrimSpace(as.CallingAE), "remote", remoteIP(as.RemoteAddr), "reason", why)
+	msg := "open association aborted: its peer's registration changed"
+	if v.alert == AlertAbortedUser {
+		msg = "open association aborted: its user was removed or changed"
+	}
+	a.Logger.Warn(msg, "assoc", as.ID, "calling_ae", strings.TrimSpace(as.CallingAE), "user", ev.User,
+		"remote", remoteIP(as.RemoteAddr), "reason", v.why)
 }
