@@ -7,6 +7,7 @@ package archive_test
 // left alone.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,8 +23,145 @@ import (
 	"github.com/dicomshield/dicomshield/internal/dicomtest"
 	"github.com/dicomshield/dicomshield/internal/dimse"
 	"github.com/dicomshield/dicomshield/internal/identity"
+	"github.com/dicomshield/dicomshield/internal/store"
 	"github.com/dicomshield/dicomshield/internal/ul"
 )
+
+// userAbortWithin is how soon after `user remove` returns the archive
+// must have aborted the user's association and logged it: it looks at
+// users.json every half second, and deciding and aborting take
+// milliseconds; the rest is slack for a loaded, race-instrumented run.
+const userAbortWithin = 1500 * time.Millisecond
+
+// TestUserRemoveAbortsDCMTK: DCMTK's storescu sends a long series over one
+// association, authenticated with -usr/-pwd. `user remove` of its own
+// user mid-series ends the association within about a second: storescu
+// reports the abort, every instance it had been answered for is kept, and
+// nothing is answered after the archive logged the abort. `user remove` of
+// another user mid-series leaves it alone, and the series completes.
+func TestUserRemoveAbortsDCMTK(t *testing.T) {
+	dicomtest.CheckGoroutines(t)
+	dicomtest.RequireDCMTK(t, "storescu")
+	t.Cleanup(identity.SetParamsForTesting(cheapArgon))
+	dir := filepath.Join(t.TempDir(), "data")
+	al := newAlerts()
+	s := startAuditedServer(t, dir, al, "", "")
+	mod := addPeer(t, dir, "MODALITY1", "--allow", "echo,store", "--require-user")
+	addUser(t, dir, "ct-tech", "modality", ctPass)
+	addUser(t, dir, "alice", "viewer", alicePass)
+	storescu := func(series *testSeries) *dicomtest.Process {
+		return dicomtest.StartDCMTK(t, "storescu", "-v", "-aet", mod.AE, "-aec", archiveAE, "+tls", mod.KeyPath, mod.CertPath, "+cf", mod.CAPath,
+			"-usr", "ct-tech", "-pwd", ctPass, "+sd", "127.0.0.1", port(t, s.TLSAddr), series.dir)
+	}
+	// underWay waits until the archive has stored at least n instances of
+	// MODALITY1 since the log held mark stores.
+	underWay := func(p *dicomtest.Process, mark, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for storesLogged(s.Logs, mod.AE)-mark < n {
+			if exited, _ := p.Wait(0); exited || time.Now().After(deadline) {
+				t.Fatalf("storescu stored too little (exited: %v):\n%s", exited, tail(p.Output(), 20))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+
+	t.Run("another user removed", func(t *testing.T) {
+		series := writeSeries(t, 60)
+		p := storescu(series)
+		underWay(p, storesLogged(s.Logs, mod.AE), 3)
+		// Paused mid-series, storescu holds the association open whatever
+		// the speed of the machine, while the archive looks at the change.
+		if err := p.Pause(); err != nil {
+			t.Fatal(err)
+		}
+		if n := series.stored(t, s.A); n == len(series.uids) {
+			t.Fatalf("the whole series was stored before storescu could be paused")
+		}
+		runCLI(t, "user", "remove", "alice", "--data", dir)
+		// A witness authenticated as a third user, removed after the
+		// change, shows that the archive has looked at users.json since.
+		addUser(t, dir, "witness", "modality", "witness-passphrase")
+		wcl := dialUser(t, s.TLSAddr, mod, "witness", "witness-passphrase")
+		defer wcl.Abort()
+		runCLI(t, "user", "remove", "witness", "--data", dir)
+		waitUserAborted(t, al, "witness")
+		if err := p.Resume(); err != nil {
+			t.Fatal(err)
+		}
+		exited, err := p.Wait(2 * time.Minute)
+		if !exited || err != nil {
+			t.Fatalf("storescu after another user's removal: exited %v, %v\n%s", exited, err, tail(p.Output(), 20))
+		}
+		if n := series.stored(t, s.A); n != len(series.uids) {
+			t.Errorf("%d of %d instances stored", n, len(series.uids))
+		}
+		if n := len(storescuAcked(p.Output())); n != len(series.uids) {
+			t.Errorf("storescu was answered for %d of %d instances", n, len(series.uids))
+		}
+		if n := al.countUser(archive.AlertAbortedUser, "ct-tech"); n != 0 {
+			t.Errorf("%d abort alerts for ct-tech, whose account did not change", n)
+		}
+	})
+
+	t.Run("its user removed", func(t *testing.T) {
+		// Far more than can be sent in the second the abort takes, on any
+		// machine: the test does not wait for the series to end.
+		series := writeSeries(t, 1500)
+		p := storescu(series)
+		underWay(p, storesLogged(s.Logs, mod.AE), 20)
+		removed := time.Now()
+		runCLI(t, "user", "remove", "ct-tech", "--data", dir)
+		took := time.Since(removed)
+		// The abort is logged within about a second of the removal.
+		logged := waitLog(t, s.Logs, removed.Add(abortWithin), "open association aborted: its user was removed or changed", "user=ct-tech")
+		after := time.Since(removed)
+		if after > userAbortWithin+took {
+			t.Errorf("association aborted %v after user remove (which took %v), want within %v", after, took, userAbortWithin)
+		}
+		// What the archive holds once the abort is logged: every answer
+		// storescu got must be for one of these.
+		atAbort := series.storedSet(t, s.A)
+		exited, err := p.Wait(abortWithin)
+		if !exited {
+			t.Fatalf("storescu still running %v after the abort", abortWithin)
+		}
+		if err == nil {
+			t.Errorf("storescu exited 0 after its association was aborted")
+		}
+		out := p.Output()
+		if !strings.Contains(strings.ToLower(out), "abort") {
+			t.Errorf("storescu did not report an abort:\n%s", tail(out, 20))
+		}
+		why, ok := al.findUser(archive.AlertAbortedUser, "ct-tech")
+		if !ok || !strings.Contains(why, "user ct-tech was removed") {
+			t.Errorf("alert %q (found %v), want it to say the user was removed", why, ok)
+		}
+		acked := storescuAcked(out)
+		if len(acked) == 0 || len(acked) >= len(series.uids) {
+			t.Fatalf("storescu was answered for %d of %d instances: the abort did not cut the series", len(acked), len(series.uids))
+		}
+		for _, uid := range acked {
+			if !series.uids[uid] {
+				t.Fatalf("storescu was answered for %s, not of the series", uid)
+			}
+			if !atAbort[uid] {
+				t.Errorf("instance %s was answered but not stored when the abort was logged", uid)
+			}
+			if _, err := s.A.Index.Get(context.Background(), uid); err != nil {
+				t.Errorf("instance %s, answered before the abort, is not kept: %v", uid, err)
+			}
+		}
+		if n := series.stored(t, s.A); n > len(atAbort) {
+			t.Errorf("%d instances stored after the abort was logged", n-len(atAbort))
+		}
+		if strings.Contains(s.Logs.String(), ctPass) || strings.Contains(why, ctPass) {
+			t.Error("the password is in the archive log or the alert")
+		}
+		t.Logf("aborted %v after user remove returned (it took %v), logged at %s; storescu answered for %d of %d, %d stored at the abort",
+			after.Round(time.Millisecond), took.Round(time.Millisecond), logged, len(acked), len(series.uids), len(atAbort))
+	})
+}
 
 // TestUserChangeAbortsOpenAssociations: each change of users.json is made
 // while the user holds an association open (over TLS, proposing
@@ -245,6 +383,70 @@ func setRole(t *testing.T, dir, user, role string) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// storesLogged counts the instances the archive logged as stored for
+// calling AE title ae.
+func storesLogged(logs *logBuffer, ae string) int {
+	return strings.Count(logs.String(), "msg=stored calling_ae="+ae+" ")
+}
+
+// testSeries is a series written to its own folder.
+type testSeries struct {
+	dir   string
+	study string
+	uids  map[string]bool
+}
+
+// writeSeries writes n instances of one new series in a new study, each
+// in a file named after its SOP Instance UID.
+func writeSeries(t *testing.T, n int) *testSeries {
+	t.Helper()
+	ts := &testSeries{dir: t.TempDir(), study: newUID(), uids: map[string]bool{}}
+	series := newUID()
+	for i := range n {
+		in := makeInstance(t, instanceSpec{Study: ts.study, Series: series, InstanceNumber: i + 1})
+		in.writeFile(t, ts.dir)
+		ts.uids[in.UID] = true
+	}
+	return ts
+}
+
+// storedSet returns the instances of the series the archive holds, in
+// one query.
+func (ts *testSeries) storedSet(t *testing.T, a *archive.Archive) map[string]bool {
+	t.Helper()
+	insts, err := a.Index.Instances(context.Background(), &store.Query{Level: "STUDY", Identifier: identifier("STUDY", dicom.TagStudyInstanceUID, ts.study)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, in := range insts {
+		out[in.SOPInstanceUID] = true
+	}
+	return out
+}
+
+func (ts *testSeries) stored(t *testing.T, a *archive.Archive) int { return len(ts.storedSet(t, a)) }
+
+// storescuAcked returns the SOP Instance UIDs (file names) for which
+// storescu -v logged a successful store response.
+func storescuAcked(out string) []string {
+	var acked []string
+	current := ""
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		l := sc.Text()
+		if i := strings.Index(l, "Sending file: "); i >= 0 {
+			current = strings.TrimSuffix(filepath.Base(strings.TrimSpace(l[i+len("Sending file: "):])), ".dcm")
+			continue
+		}
+		if strings.Contains(l, "Received Store Response (Success)") && current != "" {
+			acked = append(acked, current)
+			current = ""
+		}
+	}
+	return acked
 }
 
 // waitLog waits until a line of the archive log holds every one of want,
