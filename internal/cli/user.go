@@ -33,7 +33,12 @@ within what the peer may do:
 Passwords are read from the terminal without echo, or from standard input
 with --password-stdin, never from the command line (it shows in the process
 list), and are kept only as Argon2id hashes in users.json in the data
-directory. Changes take effect at once in a running server.`,
+directory. Changes take effect at once in a running server, on open
+associations too: within about a second, an association that authenticated
+a user with a password is aborted (A-ABORT, a security alert in the audit
+trail) when the user is removed, its password changed, or its role no longer
+allows what the association can do. A token's user is its issuer's, not one
+of these: associations authenticated with a token are not ended by them.`,
 	}
 	cmd.AddCommand(newUserAddCmd(), newUserListCmd(), newUserRemoveCmd(), newUserPasswdCmd())
 	return cmd
@@ -134,7 +139,7 @@ func newUserPasswdCmd() *cobra.Command {
 	var fromStdin bool
 	cmd := &cobra.Command{
 		Use:   "passwd NAME",
-		Short: "Set a user's password",
+		Short: "Set a user's password; associations opened with the old one are aborted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			users, err := archive.OpenUsers(dir)
@@ -193,7 +198,7 @@ func newUserRemoveCmd() *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "remove NAME",
-		Short: "Remove a user: refused from the next association on",
+		Short: "Remove a user: refused from now on, its open associations aborted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			users, err := archive.OpenUsers(dir)
