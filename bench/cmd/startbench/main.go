@@ -272,7 +272,11 @@ type marker struct {
 func (b *bench) markerPath() string { return filepath.Join(b.bundle, "startbench.json") }
 
 // prepareData reuses the data directory of an earlier run or generates a
-// new one: peer registered (by the "after" build), then startgen.
+// new one: config, CA and peer made by the "before" build (an older build
+// refuses config options it does not know, a newer one takes the defaults
+// for those it misses), then startgen, which writes the index with the
+// working tree's code (a build whose index schema is older refuses it, and
+// says so).
 func (b *bench) prepareData() error {
 	if raw, err := os.ReadFile(b.markerPath()); err == nil {
 		var m marker
@@ -288,8 +292,7 @@ func (b *bench) prepareData() error {
 	if ents, err := os.ReadDir(b.data); err == nil && len(ents) > 0 {
 		return fmt.Errorf("%s exists and was not made by startbench: give an empty or new -data", b.data)
 	}
-	after := b.builds[len(b.builds)-1].bin
-	if o, err := exec.Command(after, "peer", "add", peerAE, "--host", "127.0.0.1", "--allow", "echo",
+	if o, err := exec.Command(b.builds[0].bin, "peer", "add", peerAE, "--host", "127.0.0.1", "--allow", "echo",
 		"--bundle", b.bundle, "--data", b.data).CombinedOutput(); err != nil {
 		return fmt.Errorf("dicomshield peer add: %v\n%s", err, o)
 	}
