@@ -152,8 +152,17 @@ func TestUserRemoveAbortsDCMTK(t *testing.T) {
 				t.Errorf("instance %s, answered before the abort, is not kept: %v", uid, err)
 			}
 		}
-		if n := series.stored(t, s.A); n > len(atAbort) {
-			t.Errorf("%d instances stored after the abort was logged", n-len(atAbort))
+		// The C-STORE whose data had all arrived when the abort came may
+		// still be committed a moment later (it was never answered: the
+		// answers are all among atAbort); nothing after it.
+		late := 0
+		for uid := range series.storedSet(t, s.A) {
+			if !atAbort[uid] {
+				late++
+			}
+		}
+		if late > 1 {
+			t.Errorf("%d instances stored after the abort was logged, want at most the one in progress", late)
 		}
 		if strings.Contains(s.Logs.String(), ctPass) || strings.Contains(why, ctPass) {
 			t.Error("the password is in the archive log or the alert")
