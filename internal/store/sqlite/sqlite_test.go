@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/url"
 	"os"
@@ -105,5 +106,39 @@ func TestReadOnlyPool(t *testing.T) {
 	defer ix.Close()
 	if _, err := ix.r.Exec(`DELETE FROM patient`); err == nil {
 		t.Fatal("a write through the read pool succeeded")
+	}
+}
+
+// TestBlobKeysGivesTheCacheBack: the walk runs with a small page cache,
+// and every read connection has the normal one again afterwards (a
+// connection left at the walk's size would make later queries slow).
+func TestBlobKeysGivesTheCacheBack(t *testing.T) {
+	ix, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	ctx := context.Background()
+	if err := ix.BlobKeys(ctx, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Hold every read connection at once, so each is looked at.
+	conns := make([]*sql.Conn, readConns)
+	for i := range conns {
+		c, err := ix.r.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		var kib int
+		if err := c.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&kib); err != nil {
+			t.Fatal(err)
+		}
+		if kib != -cacheKiB {
+			t.Errorf("read connection %d: cache_size %d after BlobKeys, want %d", i, kib, -cacheKiB)
+		}
 	}
 }
