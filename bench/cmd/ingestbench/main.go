@@ -98,19 +98,20 @@ func main() {
 }
 
 type bench struct {
-	o        *options
-	work     string
-	bin      string
-	template string // dicomshield data directory with the peer registered
-	shim     string // fsync_on_close.so, built when storescp-durable runs
-	bundle   string // the peer's certificate bundle
-	peerBase string
-	folders  []string
-	files    int
-	bytes    int64
-	clientLg *os.File
-	report   strings.Builder
-	seq      int
+	o            *options
+	work         string
+	bin          string
+	template     string // dicomshield data directory with the peer registered
+	baseTemplate string // the same, made by the -baseline binary
+	shim         string // fsync_on_close.so, built when storescp-durable runs
+	bundle       string // the peer's certificate bundle
+	peerBase     string
+	folders      []string
+	files        int
+	bytes        int64
+	clientLg     *os.File
+	report       strings.Builder
+	seq          int
 }
 
 const (
@@ -214,13 +215,28 @@ func (b *bench) build() error {
 func (b *bench) setupDicomshield() error {
 	b.template = filepath.Join(b.work, "ds-template")
 	b.bundle = filepath.Join(b.work, "bundle")
-	cmd := exec.Command(filepath.Join(b.bin, "dicomshield"), "peer", "add", peerAE, "--host", "127.0.0.1",
-		"--allow", "echo,store", "--plaintext", "--bundle", b.bundle, "--data", b.template)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("dicomshield peer add: %v\n%s", err, out)
+	if err := makeTemplate(filepath.Join(b.bin, "dicomshield"), b.template, b.bundle); err != nil {
+		return err
 	}
 	b.peerBase = pki.PeerFileBase(peerAE)
-	cfgPath := filepath.Join(b.template, "dicomshield.toml")
+	if b.o.baseline != "" {
+		// The baseline gets a template of its own, written by itself: an
+		// older build refuses configuration keys added since.
+		b.baseTemplate = filepath.Join(b.work, "ds-base-template")
+		return makeTemplate(b.o.baseline, b.baseTemplate, filepath.Join(b.work, "bundle-base"))
+	}
+	return nil
+}
+
+// makeTemplate registers the benchmark's peer in a new data directory with
+// bin and accepts the plain listener's risk in its configuration.
+func makeTemplate(bin, dir, bundle string) error {
+	cmd := exec.Command(bin, "peer", "add", peerAE, "--host", "127.0.0.1",
+		"--allow", "echo,store", "--plaintext", "--bundle", bundle, "--data", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s peer add: %v\n%s", bin, err, out)
+	}
+	cfgPath := filepath.Join(dir, "dicomshield.toml")
 	cfg, err := os.ReadFile(cfgPath)
 	if err != nil {
 		return err
@@ -300,7 +316,11 @@ func (b *bench) start(t target) (*receiver, error) {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, err
 		}
-		if out, err := exec.Command("cp", "-a", b.template, dir).CombinedOutput(); err != nil {
+		tmpl := b.template
+		if t.key == "ds-base" {
+			tmpl = b.baseTemplate
+		}
+		if out, err := exec.Command("cp", "-a", tmpl, dir).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("cp: %v: %s", err, out)
 		}
 		pt, err := benchnet.FreePort()
