@@ -117,8 +117,14 @@ func syncDirectory(dir string) error {
 }
 
 // Quarantined lists the files in the quarantine folder of the data
-// directory dir, by name; none when there is no folder.
-func Quarantined(dir string) ([]QuarantinedFile, error) {
+// directory dir, by name; none when there is no folder. It reads each
+// file to tell whether its content still matches its key.
+func Quarantined(dir string) ([]QuarantinedFile, error) { return listQuarantine(dir, true) }
+
+// listQuarantine lists the quarantine folder, hashing each file only when
+// hash is set: serve's start and ClearQuarantine need the names, not the
+// contents, and a large file left there would be read at every start.
+func listQuarantine(dir string, hash bool) ([]QuarantinedFile, error) {
 	qdir := QuarantinePath(dir)
 	ents, err := os.ReadDir(qdir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -133,7 +139,13 @@ func Quarantined(dir string) ([]QuarantinedFile, error) {
 		if _, k, ok := strings.Cut(e.Name(), "-"); ok {
 			q.Key = k
 		}
-		if e.Type().IsRegular() {
+		if e.Type().IsRegular() && !hash {
+			info, err := e.Info()
+			if err != nil {
+				return nil, fmt.Errorf("quarantine: %w", err)
+			}
+			q.Size = info.Size()
+		} else if e.Type().IsRegular() {
 			sum, size, err := hashFile(filepath.Join(qdir, e.Name()))
 			if err != nil {
 				return nil, fmt.Errorf("quarantine: %w", err)
@@ -164,7 +176,7 @@ func hashFile(path string) (string, int64, error) {
 // data directory dir (an operator's decision, once they were looked at)
 // and returns how many it deleted.
 func ClearQuarantine(dir string) (int, error) {
-	files, err := Quarantined(dir)
+	files, err := listQuarantine(dir, false)
 	if err != nil {
 		return 0, err
 	}
@@ -186,7 +198,7 @@ func (a *Archive) recordQuarantine() {
 			Description: fmt.Sprintf("recovery moved %d file(s) no index row refers to from the blob store into quarantine at %s "+
 				"(%s): %s", n, a.quarantinedAt.UTC().Format(time.RFC3339), QuarantinePath(a.Dir), QuarantineAdvice)})
 	}
-	files, err := Quarantined(a.Dir)
+	files, err := listQuarantine(a.Dir, false)
 	if err != nil {
 		a.Logger.Error("cannot list the quarantine folder", "dir", QuarantinePath(a.Dir), "err", err)
 		return
