@@ -240,19 +240,33 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 		a.Logger.Info("store refused: data set could not be decoded", "calling_ae", peer.AETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusCannotUnderstand, Comment: "data set could not be decoded"}, nil
 	}
+	// The header says where the instance goes: what the index would
+	// refuse (a sealed series, another peer's study) is refused before
+	// the rest is written and synced. Add checks again.
+	inst, err := store.ExtractInstance(hdr)
+	if err != nil {
+		io.Copy(io.Discard, data)
+		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set lacks its UIDs"}, nil
+	}
+	if inst.SOPInstanceUID != cmd.AffectedSOPInstance || inst.SOPClassUID != cmd.AffectedSOPClass {
+		io.Copy(io.Discard, data)
+		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set UIDs differ from the command"}, inst
+	}
+	inst.Sender, inst.ReceivedAt = peer.AETitle, a.now()
+	if err := a.Index.Precheck(ctx, inst, a.storeGuard(peer)); err != nil {
+		io.Copy(io.Discard, data)
+		if st, refused := a.tamperRefusal(r, peer, inst, err); refused {
+			return st, inst
+		}
+		a.Logger.Error("store: index", "err", err)
+		return dimse.Status{Code: dimse.StatusOutOfResources}, inst
+	}
 	if _, err := io.Copy(blobSink{bw: bw, w: w}, data); err != nil {
 		a.Logger.Info("store: transfer ended early", "calling_ae", peer.AETitle, "err", err)
 		return dimse.Status{Code: dimse.StatusProcessingFailure}, nil
 	}
 	if err := bw.Flush(); err != nil {
 		return dimse.Status{Code: dimse.StatusOutOfResources}, nil
-	}
-	inst, err := store.ExtractInstance(hdr)
-	if err != nil {
-		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set lacks its UIDs"}, nil
-	}
-	if inst.SOPInstanceUID != cmd.AffectedSOPInstance || inst.SOPClassUID != cmd.AffectedSOPClass {
-		return dimse.Status{Code: dimse.StatusDataSetDoesNotMatch, Comment: "data set UIDs differ from the command"}, inst
 	}
 	key, size, err := w.Commit()
 	if err != nil {
@@ -261,7 +275,7 @@ func (a *Archive) storeInstance(ctx context.Context, r *dimse.Request, data io.R
 	}
 	committed = true
 	inst.BlobKey, inst.Size, inst.TransferSyntaxUID = key, size, r.TransferSyntax
-	inst.Sender, inst.ReceivedAt = peer.AETitle, a.now()
+	inst.ReceivedAt = a.now()
 	err = a.Index.Add(ctx, inst, a.storeGuard(peer))
 	if st, refused := a.tamperRefusal(r, peer, inst, err); refused {
 		a.removeUnreferenced(ctx, key)

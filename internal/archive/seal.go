@@ -18,9 +18,13 @@ import (
 // series is sealed.
 //
 // A refused C-STORE (series sealed, study of another peer, other content
-// under a stored SOP Instance UID) stores nothing: the check runs inside
-// the index transaction, which then records nothing, and the blob already
-// written is removed unless another instance uses the same bytes. The
+// under a stored SOP Instance UID) stores nothing. The hierarchy checks run
+// first on the header (Index.Precheck), so that a sealed series or another
+// peer's study is refused before the pixel data is written; they run again
+// inside the index transaction, which is what decides, and then records
+// nothing: a blob already written (other content under a stored UID, or a
+// series sealed in between) is removed unless another instance uses the
+// same bytes. The
 // peer gets a failure status, and the audit trail a security alert.
 
 // Alert names of the tamper refusals in the audit trail.

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,9 +82,12 @@ func TestAppendAttack(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	clk := newFakeClock() // abuse_test.go
 	events := &eventLog{}
+	var commits *commitCounter
 	s := startServerWith(t, dir, func(a *archive.Archive) {
 		a.Now = clk.Now
 		a.Audit = events
+		commits = &commitCounter{Blobs: a.Blobs}
+		a.Blobs = commits
 	})
 	ct1 := addPeer(t, dir, "CT1", "--allow", "echo,store,find")
 	ct2 := addPeer(t, dir, "CT2", "--allow", "echo,store")
@@ -168,6 +172,7 @@ func TestAppendAttack(t *testing.T) {
 			file = makeInstance(t, instanceSpec{Study: study, Patient: "PAT-SEAL", InstanceNumber: 1}).writeFile(t, t.TempDir())
 		}
 		before := len(events.alerts())
+		committed := commits.n.Load()
 		out := storescuTLS(t, b, s.TLSAddr, file)
 		alerts := events.alerts()[before:]
 		if tc.alert == "" {
@@ -183,6 +188,11 @@ func TestAppendAttack(t *testing.T) {
 			t.Errorf("%s: storescu did not see 0x0124 Not Authorized:\n%s", tc.name, out)
 		}
 		notStored(tc.name)
+		// Refused from the header: the pixel data was never written and
+		// synced, only to be removed.
+		if n := commits.n.Load() - committed; n != 0 {
+			t.Errorf("%s: %d blob(s) committed for a refused store", tc.name, n)
+		}
 		if len(alerts) != 1 {
 			t.Fatalf("%s: %d security alerts, want 1: %+v", tc.name, len(alerts), alerts)
 		}
@@ -364,4 +374,31 @@ func TestVerifyCommand(t *testing.T) {
 	if code != 1 || rep.OK || rep.HeadSeq != 4 || kinds["changed"] != 1 || kinds["missing"] != 1 || kinds["added"] != 1 || kinds["chain-break"] != 1 {
 		t.Errorf("verify --json: exit %d, %+v", code, rep)
 	}
+}
+
+// commitCounter counts the blobs the archive commits.
+type commitCounter struct {
+	store.Blobs
+	n atomic.Int64
+}
+
+func (c *commitCounter) Create() (store.BlobWriter, error) {
+	w, err := c.Blobs.Create()
+	if err != nil {
+		return nil, err
+	}
+	return &countedWriter{BlobWriter: w, n: &c.n}, nil
+}
+
+type countedWriter struct {
+	store.BlobWriter
+	n *atomic.Int64
+}
+
+func (w *countedWriter) Commit() (string, int64, error) {
+	k, size, err := w.BlobWriter.Commit()
+	if err == nil {
+		w.n.Add(1)
+	}
+	return k, size, err
 }

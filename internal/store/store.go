@@ -144,6 +144,15 @@ type Index interface {
 	// Sender that created each study and series, and when each series
 	// last received an instance.
 	Add(ctx context.Context, inst *Instance, g Guard) error
+	// Precheck tells, before an instance's bytes are stored, whether Add
+	// would refuse it under g for its place in the hierarchy: ErrSealed,
+	// ErrForeignStudy, or ErrConflict for a series or study that belongs
+	// to another study or patient. An instance whose SOP Instance UID is
+	// stored passes (nil): whether it is the same content, a no-op even in
+	// a sealed series, or other content needs the content. It is advice
+	// that spares writing a refused instance: Add decides again, inside
+	// its transaction.
+	Precheck(ctx context.Context, inst *Instance, g Guard) error
 	// Get returns the instance with that SOP Instance UID, or an error
 	// wrapping ErrNotFound. Its ModalitiesInStudy is that of the index.
 	Get(ctx context.Context, sopInstanceUID string) (*Instance, error)

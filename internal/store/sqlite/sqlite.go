@@ -359,6 +359,14 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 	return nil
 }
 
+// The lookups of a new instance's series and study, by Add (prepared on
+// the write connection) and by Precheck (on the read pool).
+const (
+	selSeries = `SELECT x.pk, s.study_uid, p.patient_id, s.creator, x.creator, x.last_at FROM series x
+			JOIN study s ON s.pk = x.study_pk JOIN patient p ON p.pk = s.patient_pk WHERE x.series_uid = ?`
+	selStudy = `SELECT s.pk, p.patient_id, s.creator FROM study s JOIN patient p ON p.pk = s.patient_pk WHERE s.study_uid = ?`
+)
+
 // prepare compiles the statements of Add on the write connection.
 func (ix *Index) prepare(ctx context.Context) error {
 	for _, s := range []struct {
@@ -366,9 +374,8 @@ func (ix *Index) prepare(ctx context.Context) error {
 		sql string
 	}{
 		{&ix.stKey, `SELECT blob_key FROM instance WHERE sop_uid = ?`},
-		{&ix.stSeries, `SELECT x.pk, s.study_uid, p.patient_id, s.creator, x.creator, x.last_at FROM series x
-			JOIN study s ON s.pk = x.study_pk JOIN patient p ON p.pk = s.patient_pk WHERE x.series_uid = ?`},
-		{&ix.stStudy, `SELECT s.pk, p.patient_id, s.creator FROM study s JOIN patient p ON p.pk = s.patient_pk WHERE s.study_uid = ?`},
+		{&ix.stSeries, selSeries},
+		{&ix.stStudy, selStudy},
 		{&ix.stPatient, `SELECT pk FROM patient WHERE patient_id = ?`},
 		{&ix.stInsPatient, `INSERT INTO patient (patient_id, name, name_folded, birth_date, sex) VALUES (?, ?, ?, ?, ?)`},
 		{&ix.stInsStudy, `INSERT INTO study (patient_pk, study_uid, study_date, study_time, accession, study_id,
@@ -570,18 +577,8 @@ func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance, g 
 	switch err := tx.StmtContext(ctx, ix.stSeries).QueryRowContext(ctx, inst.SeriesInstanceUID).Scan(&seriesPK, &studyUID,
 		&patientID, &studyCreator, &seriesCreator, &lastAt); {
 	case err == nil:
-		if studyUID != inst.StudyInstanceUID {
-			return fmt.Errorf("sqlite: add: %w: series belongs to another study", store.ErrConflict)
-		}
-		if patientID != inst.PatientID {
-			return fmt.Errorf("sqlite: add: %w: study belongs to another patient ID", store.ErrConflict)
-		}
-		if err := checkForeign(g, studyCreator, inst.Sender); err != nil {
+		if err := seriesRefusal(g, inst, at, studyUID, patientID, studyCreator, seriesCreator, lastAt); err != nil {
 			return err
-		}
-		if g.SealAfter > 0 && at.Sub(time.Unix(0, lastAt)) > g.SealAfter && !(g.MayReopen && seriesCreator == inst.Sender) {
-			return fmt.Errorf("sqlite: add: %w: last instance %s before this one", store.ErrSealed,
-				at.Sub(time.Unix(0, lastAt)).Round(time.Second))
 		}
 		if _, err := tx.StmtContext(ctx, ix.stTouchSeries).ExecContext(ctx, at.UnixNano(), seriesPK); err != nil {
 			return fmt.Errorf("sqlite: add: %w", err)
@@ -608,6 +605,68 @@ func (ix *Index) addTx(ctx context.Context, tx *sql.Tx, inst *store.Instance, g 
 		return fmt.Errorf("sqlite: add instance: %w", err)
 	}
 	return ix.appendLedger(ctx, tx, inst, at)
+}
+
+// seriesRefusal is why inst may not join its existing series (nil: it
+// may), given the series' study, patient, creators and last arrival.
+func seriesRefusal(g store.Guard, inst *store.Instance, at time.Time, studyUID, patientID, studyCreator, seriesCreator string, lastAt int64) error {
+	if studyUID != inst.StudyInstanceUID {
+		return fmt.Errorf("sqlite: add: %w: series belongs to another study", store.ErrConflict)
+	}
+	if patientID != inst.PatientID {
+		return fmt.Errorf("sqlite: add: %w: study belongs to another patient ID", store.ErrConflict)
+	}
+	if err := checkForeign(g, studyCreator, inst.Sender); err != nil {
+		return err
+	}
+	if g.SealAfter > 0 && at.Sub(time.Unix(0, lastAt)) > g.SealAfter && !(g.MayReopen && seriesCreator == inst.Sender) {
+		return fmt.Errorf("sqlite: add: %w: last instance %s before this one", store.ErrSealed,
+			at.Sub(time.Unix(0, lastAt)).Round(time.Second))
+	}
+	return nil
+}
+
+// studyRefusal is why inst may not join its existing study with a new
+// series (nil: it may).
+func studyRefusal(g store.Guard, inst *store.Instance, patientID, creator string) error {
+	if patientID != inst.PatientID {
+		return fmt.Errorf("sqlite: add: %w: study belongs to another patient ID", store.ErrConflict)
+	}
+	return checkForeign(g, creator, inst.Sender)
+}
+
+// Precheck runs Add's hierarchy checks (seriesRefusal, studyRefusal) on a
+// read connection, without a transaction: see store.Index.
+func (ix *Index) Precheck(ctx context.Context, inst *store.Instance, g store.Guard) error {
+	at := inst.ReceivedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	// A stored SOP Instance UID is Add's to judge by content first: the
+	// same bytes again are a no-op even in a sealed series.
+	var key string
+	switch err := ix.r.QueryRowContext(ctx, `SELECT blob_key FROM instance WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&key); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: precheck: %w", err)
+	}
+	var pk, lastAt int64
+	var studyUID, patientID, studyCreator, seriesCreator string
+	switch err := ix.r.QueryRowContext(ctx, selSeries, inst.SeriesInstanceUID).Scan(&pk, &studyUID, &patientID,
+		&studyCreator, &seriesCreator, &lastAt); {
+	case err == nil:
+		return seriesRefusal(g, inst, at, studyUID, patientID, studyCreator, seriesCreator, lastAt)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: precheck: %w", err)
+	}
+	switch err := ix.r.QueryRowContext(ctx, selStudy, inst.StudyInstanceUID).Scan(&pk, &patientID, &studyCreator); {
+	case err == nil:
+		return studyRefusal(g, inst, patientID, studyCreator)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: precheck: %w", err)
+	}
+	return nil
 }
 
 // checkForeign refuses a sender adding to a study another sender created,
@@ -687,10 +746,7 @@ func (ix *Index) study(ctx context.Context, tx *sql.Tx, inst *store.Instance, g 
 	err := tx.StmtContext(ctx, ix.stStudy).QueryRowContext(ctx, inst.StudyInstanceUID).Scan(&studyPK, &patientID, &creator)
 	switch {
 	case err == nil:
-		if patientID != inst.PatientID {
-			return 0, fmt.Errorf("sqlite: add: %w: study belongs to another patient ID", store.ErrConflict)
-		}
-		if err := checkForeign(g, creator, inst.Sender); err != nil {
+		if err := studyRefusal(g, inst, patientID, creator); err != nil {
 			return 0, err
 		}
 		return studyPK, nil

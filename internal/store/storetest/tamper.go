@@ -67,6 +67,15 @@ func testGuard(t *testing.T, newIndex func(t *testing.T) store.Index) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Precheck gives Add's answer, except for what needs the
+			// content (a stored SOP Instance UID).
+			wantPre := tc.want
+			if errors.Is(tc.want, store.ErrDuplicate) || errors.Is(tc.want, store.ErrConflict) {
+				wantPre = nil
+			}
+			if perr := ix.Precheck(ctx, tc.in, tc.g); !errors.Is(perr, wantPre) || (wantPre == nil) != (perr == nil) {
+				t.Errorf("Precheck = %v, want %v", perr, wantPre)
+			}
 			err = ix.Add(ctx, tc.in, tc.g)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("Add = %v, want %v", err, tc.want)
