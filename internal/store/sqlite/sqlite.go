@@ -636,11 +636,13 @@ func studyRefusal(g store.Guard, inst *store.Instance, patientID, creator string
 }
 
 // Precheck runs Add's hierarchy checks (seriesRefusal, studyRefusal) on a
-// read connection, without a transaction: see store.Index.
+// read connection, without a transaction: see store.Index. On the usual
+// path (an existing series, or a new one) it is one or two indexed
+// lookups; the SOP Instance UID is looked up only to overrule a refusal.
 func (ix *Index) Precheck(ctx context.Context, inst *store.Instance, g store.Guard) error {
-	at := inst.ReceivedAt
-	if at.IsZero() {
-		at = time.Now()
+	refusal, err := ix.hierarchyRefusal(ctx, inst, g)
+	if err != nil || refusal == nil {
+		return err
 	}
 	// A stored SOP Instance UID is Add's to judge by content first: the
 	// same bytes again are a no-op even in a sealed series.
@@ -651,22 +653,32 @@ func (ix *Index) Precheck(ctx context.Context, inst *store.Instance, g store.Gua
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("sqlite: precheck: %w", err)
 	}
+	return refusal
+}
+
+// hierarchyRefusal returns why inst may not join its series or study
+// (nil, nil when it may), or an error when the index could not tell.
+func (ix *Index) hierarchyRefusal(ctx context.Context, inst *store.Instance, g store.Guard) (refusal, err error) {
+	at := inst.ReceivedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
 	var pk, lastAt int64
 	var studyUID, patientID, studyCreator, seriesCreator string
 	switch err := ix.r.QueryRowContext(ctx, selSeries, inst.SeriesInstanceUID).Scan(&pk, &studyUID, &patientID,
 		&studyCreator, &seriesCreator, &lastAt); {
 	case err == nil:
-		return seriesRefusal(g, inst, at, studyUID, patientID, studyCreator, seriesCreator, lastAt)
+		return seriesRefusal(g, inst, at, studyUID, patientID, studyCreator, seriesCreator, lastAt), nil
 	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: precheck: %w", err)
+		return nil, fmt.Errorf("sqlite: precheck: %w", err)
 	}
 	switch err := ix.r.QueryRowContext(ctx, selStudy, inst.StudyInstanceUID).Scan(&pk, &patientID, &studyCreator); {
 	case err == nil:
-		return studyRefusal(g, inst, patientID, studyCreator)
+		return studyRefusal(g, inst, patientID, studyCreator), nil
 	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: precheck: %w", err)
+		return nil, fmt.Errorf("sqlite: precheck: %w", err)
 	}
-	return nil
+	return nil, nil
 }
 
 // checkForeign refuses a sender adding to a study another sender created,
