@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dicomshield/dicomshield/internal/policy"
 	"github.com/dicomshield/dicomshield/internal/ul"
@@ -33,6 +34,10 @@ type Result struct {
 	// Rights are those the roles grant (to be intersected with the
 	// peer's); nil when not Verified.
 	Rights []policy.Right
+	// Until is when a token user's token stops being accepted (exp plus
+	// the clock-skew leeway, Verified.Until); zero for other methods,
+	// which do not expire.
+	Until time.Time
 	// stamp identifies the stored password that verified a password
 	// user: a digest of its hash (never the hash, never the password),
 	// so that Recheck tells a changed password from the same one.
@@ -80,7 +85,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, id *ul.UserIdentity) (
 		if err != nil {
 			return nil, err
 		}
-		return &Result{Name: v.Name, Verified: true, Method: MethodJWT, Roles: v.Roles, Rights: RightsOf(v.Roles)}, nil
+		return &Result{Name: v.Name, Verified: true, Method: MethodJWT, Roles: v.Roles, Rights: RightsOf(v.Roles), Until: v.Until}, nil
 	}
 	return nil, fmt.Errorf("%w: type %d", ErrUnsupported, id.Type)
 }
@@ -116,6 +121,14 @@ func (a *Authenticator) password(ctx context.Context, name, password string) (*R
 	return passwordResult(usr), nil
 }
 
+// TokenExpired reports whether r is a token user whose token is no
+// longer valid at now, by the rule that refuses an expired token at
+// acceptance (Expired): an open association accepted with it is to end.
+// Users of other methods never expire.
+func (r *Result) TokenExpired(now time.Time) bool {
+	return r != nil && r.Verified && r.Method == MethodJWT && Expired(r.Until, now)
+}
+
 func passwordResult(usr User) *Result {
 	roles := []Role{usr.Role}
 	return &Result{Name: usr.Name, Verified: true, Method: MethodPassword, Roles: roles, Rights: RightsOf(roles),
@@ -134,8 +147,9 @@ func passwordResult(usr User) *Result {
 // Only password users are decided: a token (type 5) was verified against
 // its issuer, which holds that user, not users.json; a local user of the
 // same name is another account. A token's association keeps what it was
-// accepted with, as does a user name alone (type 1), which proved nothing
-// and changed no rights: res comes back unchanged for both.
+// accepted with until the token expires (TokenExpired, which the caller
+// checks on its own clock), as does a user name alone (type 1), which
+// proved nothing and changed no rights: res comes back unchanged for both.
 func (a *Authenticator) Recheck(ctx context.Context, res *Result) (now *Result, why string, err error) {
 	if res == nil || !res.Verified || res.Method != MethodPassword {
 		return res, "", nil

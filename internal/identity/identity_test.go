@@ -356,3 +356,60 @@ func TestParseJWKS(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenUntil: a verified token's user carries Until, exp plus the
+// leeway, and Result.TokenExpired ends it by the rule acceptance applies:
+// at every instant around Until, the token is accepted exactly when the
+// user it gave is not expired. Other methods never expire.
+func TestTokenUntil(t *testing.T) {
+	iss := dicomtest.NewIssuer(t)
+	keys := &identity.FileKeys{Path: iss.WriteJWKS(t)}
+	exp := time.Unix(1_900_000_000, 0)
+	tok := iss.Sign(t, nil, map[string]any{"iss": "https://idp.test", "aud": "dicomshield", "sub": "alice",
+		"exp": exp.Unix(), "roles": "viewer"})
+	id := &ul.UserIdentity{Type: ul.IdentityJWT, Primary: []byte(tok)}
+	tests := []struct {
+		name string
+		skew time.Duration
+		want time.Duration // Until - exp
+	}{
+		{"default leeway", 0, identity.DefaultClockSkew},
+		{"30s leeway", 30 * time.Second, 30 * time.Second},
+		{"5m leeway", 5 * time.Minute, 5 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var now time.Time
+			a := identity.NewAuthenticator(nil, &identity.JWTConfig{Issuer: "https://idp.test", Audience: "dicomshield",
+				Skew: tc.skew, Keys: keys, Now: func() time.Time { return now }})
+			until := exp.Add(tc.want)
+			now = exp.Add(-time.Minute)
+			res, err := a.Authenticate(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Until.Equal(until) {
+				t.Fatalf("Until %v, want exp + %v = %v", res.Until, tc.want, until)
+			}
+			for _, d := range []time.Duration{-time.Minute, -time.Second, -time.Nanosecond, 0, time.Nanosecond, time.Second, time.Hour} {
+				now = until.Add(d)
+				_, err := a.Authenticate(context.Background(), id)
+				accepted := err == nil
+				if accepted == res.TokenExpired(now) {
+					t.Errorf("at Until%+v: accepted %v (%v), but TokenExpired %v", d, accepted, err, res.TokenExpired(now))
+				}
+				if wantAccepted := d < 0; accepted != wantAccepted {
+					t.Errorf("at Until%+v: accepted %v, want %v", d, accepted, wantAccepted)
+				}
+			}
+		})
+	}
+	pw := &identity.Result{Name: "bob", Verified: true, Method: identity.MethodPassword}
+	if pw.TokenExpired(exp.Add(100 * 365 * 24 * time.Hour)) {
+		t.Error("a password user expired")
+	}
+	var none *identity.Result
+	if none.TokenExpired(exp) {
+		t.Error("no user expired")
+	}
+}

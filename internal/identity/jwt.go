@@ -55,7 +55,16 @@ type JWTConfig struct {
 type Verified struct {
 	Name  string
 	Roles []Role
+	// Until is when the token stops being accepted: its exp plus the
+	// clock-skew leeway, the same rule VerifyJWT applied (see Expired).
+	// An association accepted with the token is ended then.
+	Until time.Time
 }
+
+// Expired reports whether a token accepted until until (exp plus the
+// leeway) is no longer valid at now: the one rule for refusing an expired
+// token and for ending an association accepted with it.
+func Expired(until, now time.Time) bool { return !now.Before(until) }
 
 // algorithms accepted, by JWS "alg". Only asymmetric ones: a shared
 // secret (HS256...) would let whoever can verify tokens also mint them,
@@ -161,7 +170,7 @@ func (c *JWTConfig) VerifyJWT(ctx context.Context, token string) (*Verified, err
 		return nil, bad("exp: %v", err)
 	case !ok:
 		return nil, bad("has no expiry (exp); tokens that never expire are refused")
-	case !now.Before(exp.Add(skew)):
+	case Expired(exp.Add(skew), now):
 		return nil, bad("expired at %s", exp.UTC().Format(time.RFC3339))
 	}
 	if nbf, ok, err := claimTime(claims, "nbf"); err != nil {
@@ -188,7 +197,7 @@ func (c *JWTConfig) VerifyJWT(ctx context.Context, token string) (*Verified, err
 	if err != nil {
 		return nil, bad("roles claim %q: %v", rolesClaim, err)
 	}
-	v := &Verified{Name: name}
+	v := &Verified{Name: name, Until: exp.Add(skew)}
 	for _, n := range names {
 		if r := Role(strings.ToLower(n)); r.Valid() && !contains(v.Roles, r) {
 			v.Roles = append(v.Roles, r)
