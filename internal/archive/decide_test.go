@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dicomshield/dicomshield/internal/audit"
 	"github.com/dicomshield/dicomshield/internal/dimse"
@@ -126,6 +127,65 @@ func TestDecide(t *testing.T) {
 			}
 			if v.alert != tc.alert || v.outcome != tc.outcome || !strings.Contains(v.why, tc.why) {
 				t.Errorf("verdict %+v, want alert %s, outcome %d, why containing %q", v, tc.alert, tc.outcome, tc.why)
+			}
+		})
+	}
+}
+
+// TestTokenExpiry: an open association accepted with a token is ended once
+// the token's exp plus the clock-skew leeway has passed, the instant the
+// same token would be refused at acceptance; associations without a token
+// never expire.
+func TestTokenExpiry(t *testing.T) {
+	peer := &policy.Peer{AETitle: "CT1", Rights: []policy.Right{policy.RightEcho, policy.RightStore}}
+	roles := []identity.Role{identity.RoleModality}
+	// until is exp plus the leeway, as identity.VerifyJWT sets it.
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	token := &identity.Result{Name: "dr-token", Verified: true, Method: identity.MethodJWT, Roles: roles,
+		Rights: identity.RightsOf(roles), Until: until}
+	password := &identity.Result{Name: "ct-tech", Verified: true, Method: identity.MethodPassword, Roles: roles,
+		Rights: identity.RightsOf(roles)}
+	named := &identity.Result{Name: "bob", Method: identity.MethodUsername}
+	authenticated := func(res *identity.Result) *session {
+		return &session{peer: narrowTo(peer, res), user: res.Name, auth: res}
+	}
+	tests := []struct {
+		name string
+		sess *session
+		now  time.Time
+		keep bool
+	}{
+		{"token, an hour before", authenticated(token), until.Add(-time.Hour), true},
+		{"token, a nanosecond before", authenticated(token), until.Add(-time.Nanosecond), true},
+		{"token, at the instant", authenticated(token), until, false},
+		{"token, a second after", authenticated(token), until.Add(time.Second), false},
+		{"token, a day after", authenticated(token), until.Add(24 * time.Hour), false},
+		{"password user, long after", authenticated(password), until.Add(24 * time.Hour), true},
+		{"user name only, long after", &session{peer: peer, user: "bob"}, until.Add(24 * time.Hour), true},
+		{"user name result, long after", &session{peer: peer, user: "bob", auth: named}, until.Add(24 * time.Hour), true},
+		{"no user, long after", &session{peer: peer}, until.Add(24 * time.Hour), true},
+		{"no session", nil, until.Add(24 * time.Hour), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, keep := tokenExpiry(tc.sess, tc.now)
+			if keep != tc.keep {
+				t.Fatalf("keep %v (%+v), want %v", keep, v, tc.keep)
+			}
+			if keep {
+				if v != (verdict{}) {
+					t.Errorf("kept with a verdict %+v", v)
+				}
+				return
+			}
+			if v.alert != AlertAbortedTokenExpired || v.outcome != audit.MinorFailure {
+				t.Errorf("verdict %+v, want alert %s, outcome minor failure", v, AlertAbortedTokenExpired)
+			}
+			if !strings.Contains(v.why, "dr-token") || !strings.Contains(v.why, "expired") {
+				t.Errorf("reason %q, want it to name the user and say the token expired", v.why)
+			}
+			if strings.Contains(v.why, "2030") {
+				t.Errorf("reason %q gives the token's expiry claim", v.why)
 			}
 		})
 	}

@@ -35,11 +35,18 @@ const AlertAbortedRevoked = "association-aborted-revoked"
 // allows a service the association can use.
 const AlertAbortedUser = "association-aborted-user"
 
+// AlertAbortedTokenExpired names the security alert recorded when an
+// open association is aborted because the token (JWT, identity type 5) it
+// authenticated its user with has expired. Expiry is routine, so it is a
+// minor failure.
+const AlertAbortedTokenExpired = "association-aborted-token-expired"
+
 // watchPeers re-decides the open associations whenever the peer registry
 // or the users file changes, and each new association once after it is
 // established (it may have been accepted against the files as they were
-// a moment before a change), until ctx ends. See recheck for what ends an
-// association.
+// a moment before a change), until ctx ends; and at every look it ends the
+// associations whose token has expired (tokenExpiry). See recheck for what
+// else ends an association.
 func (a *Archive) watchPeers(ctx context.Context) {
 	t := time.NewTicker(peerCheckInterval)
 	defer t.Stop()
@@ -65,8 +72,11 @@ type peerWatch struct {
 }
 
 // checkPeers is one look: every open association if the registry or the
-// users file changed since the last, otherwise those not checked yet.
+// users file changed since the last, otherwise those not checked yet; and
+// every open association's token expiry, which costs a comparison of
+// times.
 func (a *Archive) checkPeers(ctx context.Context, w *peerWatch) {
+	now := a.now()
 	gen, err := a.Registry.Generation()
 	if err != nil {
 		// Fail closed for new associations (the policy refuses them), but
@@ -101,11 +111,15 @@ func (a *Archive) checkPeers(ctx context.Context, w *peerWatch) {
 	for _, s := range servers {
 		for _, as := range s.Associations() {
 			open[as] = true
-			if !all && w.checked[as] {
-				continue
+			if all || !w.checked[as] {
+				w.checked[as] = true
+				if v, keep := a.recheck(ctx, as); !keep {
+					a.abortAssoc(s, as, v)
+					continue
+				}
 			}
-			w.checked[as] = true
-			if v, keep := a.recheck(ctx, as); !keep {
+			sess, _ := as.Values.(*session)
+			if v, keep := tokenExpiry(sess, now); !keep {
 				a.abortAssoc(s, as, v)
 			}
 		}
@@ -173,7 +187,7 @@ func (a *Archive) recheck(ctx context.Context, as *dimse.Assoc) (v verdict, keep
 //     rights as acceptance does (narrowTo), no longer grants a right the
 //     association can use (AlertAbortedUser). Token users and user names
 //     alone are not decided again (identity.Authenticator.Recheck says
-//     why).
+//     why); a token's expiry is decided at every look (tokenExpiry).
 //
 // A right the association can use is one it was accepted with that its
 // presentation contexts let it use (rightsInUse): taking away a right it
@@ -224,6 +238,21 @@ func decide(d policy.Decision, sess *session, abstracts []string, user func() (*
 		return uv, false
 	}
 	return verdict{}, true
+}
+
+// tokenExpiry is the decision on an open association whose session is
+// sess at now: it is kept unless it authenticated its user with a token
+// that has expired since, by the rule that refuses an expired token at
+// acceptance (exp plus the configured clock-skew leeway,
+// identity.Result.TokenExpired); then it is aborted with
+// AlertAbortedTokenExpired. Associations without a token never expire.
+// The reason names the user only: neither the token nor its other claims.
+func tokenExpiry(sess *session, now time.Time) (v verdict, keep bool) {
+	if sess == nil || !sess.auth.TokenExpired(now) {
+		return verdict{}, true
+	}
+	return verdict{why: "the token user " + sess.auth.Name + " authenticated with has expired",
+		alert: AlertAbortedTokenExpired, outcome: audit.MinorFailure}, false
 }
 
 // lacking returns the rights among inUse that peer does not have.
@@ -302,8 +331,11 @@ func (a *Archive) abortAssoc(s *dimse.Server, as *dimse.Assoc, v verdict) {
 	ev.Description = "open association aborted: " + v.why
 	a.Audit.Record(ev)
 	msg := "open association aborted: its peer's registration changed"
-	if v.alert == AlertAbortedUser {
+	switch v.alert {
+	case AlertAbortedUser:
 		msg = "open association aborted: its user was removed or changed"
+	case AlertAbortedTokenExpired:
+		msg = "open association aborted: its user's token expired"
 	}
 	a.Logger.Warn(msg, "assoc", as.ID, "calling_ae", strings.TrimSpace(as.CallingAE), "user", ev.User,
 		"remote", remoteIP(as.RemoteAddr), "reason", v.why)
