@@ -201,7 +201,7 @@ func TestRolesIntersect(t *testing.T) {
 func TestJWT(t *testing.T) {
 	iss := dicomtest.NewIssuer(t)
 	now := time.Unix(1_900_000_000, 0)
-	cfg := &identity.JWTConfig{Issuer: "https://idp.test", Audience: "dicomshield",
+	cfg := &identity.JWTConfig{Issuer: "https://idp.test", Audience: "dicomshield", Skew: identity.DefaultClockSkew,
 		Keys: &identity.FileKeys{Path: iss.WriteJWKS(t)}, Now: func() time.Time { return now }}
 	claims := func(mod func(map[string]any)) map[string]any {
 		c := map[string]any{"iss": "https://idp.test", "aud": []string{"other", "dicomshield"}, "sub": "alice",
@@ -373,7 +373,8 @@ func TestTokenUntil(t *testing.T) {
 		skew time.Duration
 		want time.Duration // Until - exp
 	}{
-		{"default leeway", 0, identity.DefaultClockSkew},
+		{"no leeway (jwt_clock_skew = \"0s\")", 0, 0},
+		{"default leeway", identity.DefaultClockSkew, identity.DefaultClockSkew},
 		{"30s leeway", 30 * time.Second, 30 * time.Second},
 		{"5m leeway", 5 * time.Minute, 5 * time.Minute},
 	}

@@ -43,7 +43,9 @@ type JWTConfig struct {
 	// RolesClaim names the claim that holds the roles; "" means
 	// DefaultRolesClaim. Unknown role names in it grant nothing.
 	RolesClaim string
-	// Skew is the leeway on exp and nbf; 0 means DefaultClockSkew.
+	// Skew is the leeway on exp and nbf, as given: 0 is none (the
+	// configuration's jwt_clock_skew = "0s"; its default is
+	// DefaultClockSkew). Negative is taken as 0.
 	Skew time.Duration
 	// Keys gives the issuer's public keys.
 	Keys KeySource
@@ -152,10 +154,7 @@ func (c *JWTConfig) VerifyJWT(ctx context.Context, token string) (*Verified, err
 	if c.Now != nil {
 		now = c.Now()
 	}
-	skew := c.Skew
-	if skew == 0 {
-		skew = DefaultClockSkew
-	}
+	skew := max(c.Skew, 0)
 	var iss string
 	if err := claimString(claims, "iss", &iss); err != nil || iss != c.Issuer {
 		return nil, bad("issuer is not the configured one")
