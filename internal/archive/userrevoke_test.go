@@ -122,47 +122,10 @@ func TestUserRemoveAbortsDCMTK(t *testing.T) {
 		// What the archive holds once the abort is logged: every answer
 		// storescu got must be for one of these.
 		atAbort := series.storedSet(t, s.A)
-		exited, err := p.Wait(abortWithin)
-		if !exited {
-			t.Fatalf("storescu still running %v after the abort", abortWithin)
-		}
-		if err == nil {
-			t.Errorf("storescu exited 0 after its association was aborted")
-		}
-		out := p.Output()
-		if !strings.Contains(strings.ToLower(out), "abort") {
-			t.Errorf("storescu did not report an abort:\n%s", tail(out, 20))
-		}
+		acked := checkCutShort(t, s, p, series, atAbort)
 		why, ok := al.findUser(archive.AlertAbortedUser, "ct-tech")
 		if !ok || !strings.Contains(why, "user ct-tech was removed") {
 			t.Errorf("alert %q (found %v), want it to say the user was removed", why, ok)
-		}
-		acked := storescuAcked(out)
-		if len(acked) == 0 || len(acked) >= len(series.uids) {
-			t.Fatalf("storescu was answered for %d of %d instances: the abort did not cut the series", len(acked), len(series.uids))
-		}
-		for _, uid := range acked {
-			if !series.uids[uid] {
-				t.Fatalf("storescu was answered for %s, not of the series", uid)
-			}
-			if !atAbort[uid] {
-				t.Errorf("instance %s was answered but not stored when the abort was logged", uid)
-			}
-			if _, err := s.A.Index.Get(context.Background(), uid); err != nil {
-				t.Errorf("instance %s, answered before the abort, is not kept: %v", uid, err)
-			}
-		}
-		// The C-STORE whose data had all arrived when the abort came may
-		// still be committed a moment later (it was never answered: the
-		// answers are all among atAbort); nothing after it.
-		late := 0
-		for uid := range series.storedSet(t, s.A) {
-			if !atAbort[uid] {
-				late++
-			}
-		}
-		if late > 1 {
-			t.Errorf("%d instances stored after the abort was logged, want at most the one in progress", late)
 		}
 		if strings.Contains(s.Logs.String(), ctPass) || strings.Contains(why, ctPass) {
 			t.Error("the password is in the archive log or the alert")
@@ -440,6 +403,54 @@ func (ts *testSeries) stored(t *testing.T, a *archive.Archive) int { return len(
 
 // storescuAcked returns the SOP Instance UIDs (file names) for which
 // storescu -v logged a successful store response.
+// checkCutShort checks a storescu whose association the archive aborted
+// mid-series, atAbort being what the archive held when the abort was
+// recorded: storescu ends with an error and says so, it was answered for
+// part of the series only, every answer was for an instance stored by the
+// abort and kept, and at most the C-STORE in progress was committed after
+// it (its data had all arrived; it was never answered). It returns the
+// instances storescu was answered for.
+func checkCutShort(t *testing.T, s *testServer, p *dicomtest.Process, series *testSeries, atAbort map[string]bool) []string {
+	t.Helper()
+	exited, err := p.Wait(abortWithin)
+	if !exited {
+		t.Fatalf("storescu still running %v after the abort", abortWithin)
+	}
+	if err == nil {
+		t.Errorf("storescu exited 0 after its association was aborted")
+	}
+	out := p.Output()
+	if !strings.Contains(strings.ToLower(out), "abort") {
+		t.Errorf("storescu did not report an abort:\n%s", tail(out, 20))
+	}
+	acked := storescuAcked(out)
+	if len(acked) == 0 || len(acked) >= len(series.uids) {
+		t.Fatalf("storescu was answered for %d of %d instances: the association was not used until the abort, or the abort did not cut the series",
+			len(acked), len(series.uids))
+	}
+	for _, uid := range acked {
+		if !series.uids[uid] {
+			t.Fatalf("storescu was answered for %s, not of the series", uid)
+		}
+		if !atAbort[uid] {
+			t.Errorf("instance %s was answered but not stored when the abort was recorded", uid)
+		}
+		if _, err := s.A.Index.Get(context.Background(), uid); err != nil {
+			t.Errorf("instance %s, answered before the abort, is not kept: %v", uid, err)
+		}
+	}
+	late := 0
+	for uid := range series.storedSet(t, s.A) {
+		if !atAbort[uid] {
+			late++
+		}
+	}
+	if late > 1 {
+		t.Errorf("%d instances stored after the abort was recorded, want at most the one in progress", late)
+	}
+	return acked
+}
+
 func storescuAcked(out string) []string {
 	var acked []string
 	current := ""
