@@ -359,9 +359,11 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 	return nil
 }
 
-// The lookups of a new instance's series and study, by Add (prepared on
-// the write connection) and by Precheck (on the read pool).
+// The lookups of a new instance's SOP Instance UID, series and study, by
+// Add (prepared on the write connection) and by Precheck (on the read
+// pool).
 const (
+	selKey    = `SELECT blob_key FROM instance WHERE sop_uid = ?`
 	selSeries = `SELECT x.pk, s.study_uid, p.patient_id, s.creator, x.creator, x.last_at FROM series x
 			JOIN study s ON s.pk = x.study_pk JOIN patient p ON p.pk = s.patient_pk WHERE x.series_uid = ?`
 	selStudy = `SELECT s.pk, p.patient_id, s.creator FROM study s JOIN patient p ON p.pk = s.patient_pk WHERE s.study_uid = ?`
@@ -373,7 +375,7 @@ func (ix *Index) prepare(ctx context.Context) error {
 		st  **sql.Stmt
 		sql string
 	}{
-		{&ix.stKey, `SELECT blob_key FROM instance WHERE sop_uid = ?`},
+		{&ix.stKey, selKey},
 		{&ix.stSeries, selSeries},
 		{&ix.stStudy, selStudy},
 		{&ix.stPatient, `SELECT pk FROM patient WHERE patient_id = ?`},
@@ -647,7 +649,7 @@ func (ix *Index) Precheck(ctx context.Context, inst *store.Instance, g store.Gua
 	// A stored SOP Instance UID is Add's to judge by content first: the
 	// same bytes again are a no-op even in a sealed series.
 	var key string
-	switch err := ix.r.QueryRowContext(ctx, `SELECT blob_key FROM instance WHERE sop_uid = ?`, inst.SOPInstanceUID).Scan(&key); {
+	switch err := ix.r.QueryRowContext(ctx, selKey, inst.SOPInstanceUID).Scan(&key); {
 	case err == nil:
 		return nil
 	case !errors.Is(err, sql.ErrNoRows):
